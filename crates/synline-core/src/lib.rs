@@ -1,0 +1,2 @@
+//! The sans-I/O engine (issue 4).
+#![forbid(unsafe_code)]

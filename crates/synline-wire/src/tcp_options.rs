@@ -1,0 +1,376 @@
+//! TCP options: the parser of spec rule S-7 and the emitter of the X-4 layouts.
+//!
+//! Parsing follows the kernel's `tcp_parse_options` on a SYN:
+//! - kind 0 (EOL) ends parsing; kind 1 (NOP) is one byte;
+//! - any other kind needs a length byte; a length below 2 or running past the header stops
+//!   parsing, and what was read so far is kept;
+//! - unknown kinds are skipped by their length; a repeated option overwrites the earlier one;
+//! - MSS (2) only at length 4, and a value of 0 is ignored; WS (3) only at length 3, shift clamped
+//!   to 14 (RFC 7323 section 2.3); SACK-permitted (4) only at length 2; timestamps (8) only at
+//!   length 10.
+//!
+//! Whether the local settings allow SACK, WS or timestamps is the engine's decision, not the
+//! parser's.
+//!
+//! Emission writes the kernel's `tcp_options_write` layouts, every option 32-bit aligned (X-4):
+//! ```text
+//! MSS                        02 04 mm mm
+//! TS (+ SACK-permitted)      04 02 08 0a vv vv vv vv ee ee ee ee
+//! TS (no SACK-permitted)     01 01 08 0a vv vv vv vv ee ee ee ee
+//! SACK-permitted without TS  01 01 04 02
+//! WS                         01 03 03 ss
+//! ```
+//! At most 20 bytes (data offset 10). SACK-permitted never comes first.
+
+/// Option kinds.
+pub mod kind {
+    /// End of option list.
+    pub const EOL: u8 = 0;
+    /// No operation.
+    pub const NOP: u8 = 1;
+    /// Maximum segment size.
+    pub const MSS: u8 = 2;
+    /// Window scale.
+    pub const WS: u8 = 3;
+    /// SACK permitted.
+    pub const SACK_PERM: u8 = 4;
+    /// Timestamps.
+    pub const TS: u8 = 8;
+}
+
+/// Largest window shift (RFC 7323 section 2.3).
+pub const MAX_WSCALE: u8 = 14;
+
+/// The timestamps option values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timestamps {
+    /// TSval: the sender's clock.
+    pub tsval: u32,
+    /// TSecr: the echo of the peer's last TSval.
+    pub tsecr: u32,
+}
+
+/// The options a segment carried, as S-7 reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpOptions {
+    /// MSS (never 0: a 0 is ignored).
+    pub mss: Option<u16>,
+    /// Window shift, clamped to 14.
+    pub wscale: Option<u8>,
+    /// SACK-permitted seen.
+    pub sack_permitted: bool,
+    /// Timestamps seen.
+    pub timestamps: Option<Timestamps>,
+}
+
+impl TcpOptions {
+    /// Parses the option bytes of a TCP header (S-7). Never fails: malformed options stop parsing.
+    pub fn parse(opts: &[u8]) -> TcpOptions {
+        let mut out = TcpOptions::default();
+        let mut i = 0;
+        while i < opts.len() {
+            let k = opts[i];
+            if k == kind::EOL {
+                break;
+            }
+            if k == kind::NOP {
+                i += 1;
+                continue;
+            }
+            // Every other kind needs a length byte that covers itself and fits in the header.
+            let Some(&size) = opts.get(i + 1) else { break };
+            let size = usize::from(size);
+            if size < 2 || size > opts.len() - i {
+                break;
+            }
+            let body = &opts[i + 2..i + size];
+            match (k, size) {
+                (kind::MSS, 4) => {
+                    let mss = u16::from_be_bytes([body[0], body[1]]);
+                    if mss != 0 {
+                        out.mss = Some(mss);
+                    }
+                }
+                (kind::WS, 3) => out.wscale = Some(body[0].min(MAX_WSCALE)),
+                (kind::SACK_PERM, 2) => out.sack_permitted = true,
+                (kind::TS, 10) => {
+                    out.timestamps = Some(Timestamps {
+                        tsval: u32::from_be_bytes([body[0], body[1], body[2], body[3]]),
+                        tsecr: u32::from_be_bytes([body[4], body[5], body[6], body[7]]),
+                    })
+                }
+                _ => {}
+            }
+            i += size;
+        }
+        out
+    }
+}
+
+/// The options of a reply, written in the kernel's order (X-4).
+///
+/// The SYN-ACK sets `mss` (always, X-3) and the rest as negotiated; the P-2 ACK sets only
+/// `timestamps`, which gives `01 01 08 0a ...`; an RST sets nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OptionsOut {
+    /// MSS to announce.
+    pub mss: Option<u16>,
+    /// Our window shift.
+    pub wscale: Option<u8>,
+    /// SACK-permitted.
+    pub sack_permitted: bool,
+    /// Timestamps.
+    pub timestamps: Option<Timestamps>,
+}
+
+impl OptionsOut {
+    /// Bytes the options take (a multiple of 4, at most 20).
+    pub const fn len(&self) -> usize {
+        let mut n = 0;
+        if self.mss.is_some() {
+            n += 4;
+        }
+        if self.timestamps.is_some() {
+            n += 12;
+        } else if self.sack_permitted {
+            n += 4;
+        }
+        if self.wscale.is_some() {
+            n += 4;
+        }
+        n
+    }
+
+    /// Whether no option is written.
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes the options into `buf[..self.len()]`; returns the length, or `None` if `buf` is short.
+    pub fn emit(&self, buf: &mut [u8]) -> Option<usize> {
+        let n = self.len();
+        let out = buf.get_mut(..n)?;
+        let mut i = 0;
+        if let Some(mss) = self.mss {
+            let m = mss.to_be_bytes();
+            out[i..i + 4].copy_from_slice(&[kind::MSS, 4, m[0], m[1]]);
+            i += 4;
+        }
+        if let Some(ts) = self.timestamps {
+            // SACK-permitted rides in the two bytes the timestamps would pad with NOPs.
+            let head = if self.sack_permitted {
+                [kind::SACK_PERM, 2]
+            } else {
+                [kind::NOP, kind::NOP]
+            };
+            out[i..i + 2].copy_from_slice(&head);
+            out[i + 2..i + 4].copy_from_slice(&[kind::TS, 10]);
+            out[i + 4..i + 8].copy_from_slice(&ts.tsval.to_be_bytes());
+            out[i + 8..i + 12].copy_from_slice(&ts.tsecr.to_be_bytes());
+            i += 12;
+        } else if self.sack_permitted {
+            out[i..i + 4].copy_from_slice(&[kind::NOP, kind::NOP, kind::SACK_PERM, 2]);
+            i += 4;
+        }
+        if let Some(ws) = self.wscale {
+            out[i..i + 4].copy_from_slice(&[kind::NOP, kind::WS, 3, ws]);
+            i += 4;
+        }
+        Some(i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The SYN options of a Linux client with every option on.
+    const LINUX_SYN: [u8; 20] = [
+        2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+    ];
+
+    #[test]
+    fn s7_linux_syn() {
+        let o = TcpOptions::parse(&LINUX_SYN);
+        assert_eq!(o.mss, Some(1460));
+        assert!(o.sack_permitted);
+        assert_eq!(o.timestamps, Some(Timestamps { tsval: 1, tsecr: 0 }));
+        assert_eq!(o.wscale, Some(7));
+    }
+
+    #[test]
+    fn s7_eol_ends_parsing() {
+        let o = TcpOptions::parse(&[0, 2, 4, 5, 0xb4]);
+        assert_eq!(o, TcpOptions::default());
+    }
+
+    #[test]
+    fn s7_nop_skipped() {
+        let o = TcpOptions::parse(&[1, 1, 1, 2, 4, 5, 0xb4]);
+        assert_eq!(o.mss, Some(1460));
+    }
+
+    #[test]
+    fn s7_bad_length_stops_and_keeps_what_was_read() {
+        // MSS, then a SACK-permitted with length 1: stop, keep MSS, never see the WS after it.
+        let o = TcpOptions::parse(&[2, 4, 5, 0xb4, 4, 1, 1, 3, 3, 7]);
+        assert_eq!(o.mss, Some(1460));
+        assert!(!o.sack_permitted);
+        assert_eq!(o.wscale, None);
+        // Length 0 stops as well.
+        let o = TcpOptions::parse(&[4, 2, 99, 0, 3, 3, 7]);
+        assert!(o.sack_permitted);
+        assert_eq!(o.wscale, None);
+    }
+
+    #[test]
+    fn s7_length_past_header_stops() {
+        let o = TcpOptions::parse(&[4, 2, 8, 10, 0, 0, 0, 1]);
+        assert!(o.sack_permitted);
+        assert_eq!(o.timestamps, None);
+        // A kind byte with no room for its length.
+        let o = TcpOptions::parse(&[4, 2, 3]);
+        assert!(o.sack_permitted);
+        assert_eq!(o.wscale, None);
+    }
+
+    #[test]
+    fn s7_unknown_kinds_ignored() {
+        // Kind 30 (MPTCP) with 4 bytes, kind 254 experimental with 2.
+        let o = TcpOptions::parse(&[30, 4, 0, 0, 254, 2, 3, 3, 5]);
+        assert_eq!(o.wscale, Some(5));
+    }
+
+    #[test]
+    fn s7_repeated_option_overwrites() {
+        let o = TcpOptions::parse(&[2, 4, 5, 0xb4, 2, 4, 2, 0x18, 3, 3, 2, 3, 3, 9]);
+        assert_eq!(o.mss, Some(536));
+        assert_eq!(o.wscale, Some(9));
+    }
+
+    #[test]
+    fn s7_mss_only_at_length_4_and_zero_ignored() {
+        assert_eq!(TcpOptions::parse(&[2, 3, 5, 1, 1]).mss, None);
+        assert_eq!(TcpOptions::parse(&[2, 6, 5, 0xb4, 0, 0]).mss, None);
+        assert_eq!(TcpOptions::parse(&[2, 4, 0, 0]).mss, None);
+        // A zero does not erase an earlier value.
+        assert_eq!(
+            TcpOptions::parse(&[2, 4, 5, 0xb4, 2, 4, 0, 0]).mss,
+            Some(1460)
+        );
+    }
+
+    #[test]
+    fn s7_ws_only_at_length_3_and_clamped() {
+        assert_eq!(TcpOptions::parse(&[3, 3, 14]).wscale, Some(14));
+        assert_eq!(TcpOptions::parse(&[3, 3, 15]).wscale, Some(14));
+        assert_eq!(TcpOptions::parse(&[3, 3, 255]).wscale, Some(14));
+        assert_eq!(TcpOptions::parse(&[3, 4, 7, 0]).wscale, None);
+    }
+
+    #[test]
+    fn s7_sack_and_ts_lengths() {
+        assert!(!TcpOptions::parse(&[4, 3, 0]).sack_permitted);
+        assert_eq!(
+            TcpOptions::parse(&[8, 8, 0, 0, 0, 1, 0, 0]).timestamps,
+            None
+        );
+        assert_eq!(
+            TcpOptions::parse(&[8, 10, 0, 0, 0, 1, 0, 0, 0, 2]).timestamps,
+            Some(Timestamps { tsval: 1, tsecr: 2 })
+        );
+    }
+
+    #[test]
+    fn x4_layouts_byte_for_byte() {
+        let ts = Some(Timestamps {
+            tsval: 0x01020304,
+            tsecr: 0x05060708,
+        });
+        let mut b = [0u8; 20];
+        let all = OptionsOut {
+            mss: Some(1460),
+            wscale: Some(10),
+            sack_permitted: true,
+            timestamps: ts,
+        };
+        assert_eq!(all.emit(&mut b), Some(20));
+        assert_eq!(
+            b,
+            [2, 4, 5, 0xb4, 4, 2, 8, 10, 1, 2, 3, 4, 5, 6, 7, 8, 1, 3, 3, 10]
+        );
+
+        let no_sack = OptionsOut {
+            sack_permitted: false,
+            ..all
+        };
+        assert_eq!(no_sack.emit(&mut b), Some(20));
+        assert_eq!(
+            b,
+            [2, 4, 5, 0xb4, 1, 1, 8, 10, 1, 2, 3, 4, 5, 6, 7, 8, 1, 3, 3, 10]
+        );
+
+        let no_ts = OptionsOut {
+            timestamps: None,
+            ..all
+        };
+        assert_eq!(no_ts.emit(&mut b), Some(12));
+        assert_eq!(b[..12], [2, 4, 5, 0xb4, 1, 1, 4, 2, 1, 3, 3, 10]);
+
+        let mss_only = OptionsOut {
+            mss: Some(536),
+            ..OptionsOut::default()
+        };
+        assert_eq!(mss_only.emit(&mut b), Some(4));
+        assert_eq!(b[..4], [2, 4, 2, 0x18]);
+
+        // The P-2 ACK: NOP NOP TS.
+        let ack = OptionsOut {
+            timestamps: ts,
+            ..OptionsOut::default()
+        };
+        assert_eq!(ack.emit(&mut b), Some(12));
+        assert_eq!(b[..12], [1, 1, 8, 10, 1, 2, 3, 4, 5, 6, 7, 8]);
+
+        assert_eq!(all.emit(&mut [0u8; 19]), None);
+    }
+
+    fn arb_out() -> impl Strategy<Value = OptionsOut> {
+        (
+            proptest::option::of(1u16..),
+            proptest::option::of(0u8..=14),
+            any::<bool>(),
+            proptest::option::of((any::<u32>(), any::<u32>())),
+        )
+            .prop_map(|(mss, wscale, sack_permitted, ts)| OptionsOut {
+                mss,
+                wscale,
+                sack_permitted,
+                timestamps: ts.map(|(tsval, tsecr)| Timestamps { tsval, tsecr }),
+            })
+    }
+
+    proptest! {
+        /// Emit then parse gives back what was emitted.
+        #[test]
+        fn round_trip(o in arb_out()) {
+            let mut b = [0u8; 20];
+            let n = o.emit(&mut b).unwrap();
+            prop_assert_eq!(n % 4, 0);
+            let p = TcpOptions::parse(&b[..n]);
+            prop_assert_eq!(p.mss, o.mss);
+            prop_assert_eq!(p.wscale, o.wscale);
+            prop_assert_eq!(p.sack_permitted, o.sack_permitted);
+            prop_assert_eq!(p.timestamps, o.timestamps);
+        }
+
+        /// Any bytes parse without panicking, and the result respects S-7's bounds.
+        #[test]
+        fn parse_never_panics(b in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let o = TcpOptions::parse(&b);
+            prop_assert!(o.wscale.unwrap_or(0) <= MAX_WSCALE);
+            prop_assert!(o.mss != Some(0));
+        }
+    }
+}

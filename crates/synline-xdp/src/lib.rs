@@ -1,0 +1,1 @@
+//! AF_XDP data path (issue 6): not built yet.
