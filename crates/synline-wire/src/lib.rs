@@ -31,6 +31,9 @@ pub mod seq;
 pub mod tcp;
 pub mod tcp_options;
 
+#[cfg(test)]
+mod test_frames;
+
 pub use frame::{parse_frame, Family, Layout, ParsedFrame, Segment};
 pub use seq::SeqNumber;
 pub use tcp::TcpFlags;
