@@ -1,0 +1,251 @@
+//! Listeners and the table the workers look them up in.
+//!
+//! A [`Listener`] is what the kernel calls the listening socket's `inet_connection_sock` with
+//! its `request_sock_queue`: the settings, the atomics `qlen` and `young` (request socks in
+//! the SYN queue, and those not yet retransmitted), the accept list with `ack_backlog`, and
+//! the time of the last SYN-queue overflow (D-3: nothing here takes a lock on the hot path).
+//!
+//! The table of listeners changes only on listen() and close(). Workers read an immutable
+//! snapshot ([`Tables`]) behind an `Arc` and check one generation counter per frame; when it
+//! moved they take the new snapshot under a mutex. That is RCU's read side (a reader never
+//! waits and never writes a shared line) without an epoch scheme: the old snapshot is freed
+//! when its last reader lets go of its `Arc`.
+
+use crate::accept_queue::AcceptQueue;
+use crate::secure_seq::Secrets;
+use crate::settings::{ListenerConfig, ListenerSettings};
+use core::net::{IpAddr, SocketAddr};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use core::time::Duration;
+use hashbrown::HashMap;
+use std::sync::Arc;
+
+/// L-1: a cookie ACK is only checked if a SYN-queue overflow was recorded within
+/// MAX_SYNCOOKIE_AGE * 60 s (`TCP_SYNCOOKIE_VALID`).
+pub const SYNCOOKIE_VALID_SECS: u64 = 120;
+
+/// A listening socket's shared state.
+#[derive(Debug)]
+pub struct Listener {
+    /// Bound address (the unspecified address for a wildcard listener).
+    pub addr: SocketAddr,
+    settings: ListenerSettings,
+    /// B, `sk_max_ack_backlog`.
+    backlog: AtomicU32,
+    /// Request socks in the SYN queue.
+    qlen: AtomicU32,
+    /// Request socks that have not had a SYN-ACK retransmission yet (T-2, T-5).
+    young: AtomicU32,
+    /// Last SYN-queue overflow, in seconds of the caller's clock plus one (0: never).
+    last_overflow: AtomicU64,
+    listening: AtomicBool,
+    synflood_warned: AtomicBool,
+    /// The accept list.
+    pub accept_queue: AcceptQueue,
+}
+
+impl Listener {
+    pub(crate) fn new(
+        addr: SocketAddr,
+        config: &ListenerConfig,
+        backlog: u32,
+        capacity: usize,
+    ) -> Self {
+        Listener {
+            addr,
+            settings: ListenerSettings::new(config),
+            backlog: AtomicU32::new(backlog),
+            qlen: AtomicU32::new(0),
+            young: AtomicU32::new(0),
+            last_overflow: AtomicU64::new(0),
+            listening: AtomicBool::new(true),
+            synflood_warned: AtomicBool::new(false),
+            accept_queue: AcceptQueue::new(capacity),
+        }
+    }
+
+    /// Current settings.
+    #[inline]
+    pub fn config(&self) -> ListenerConfig {
+        self.settings.load()
+    }
+
+    /// Changes the settings; takes effect for the next segment.
+    pub fn set_config(&self, c: &ListenerConfig) {
+        self.settings.store(c)
+    }
+
+    /// B.
+    #[inline]
+    pub fn backlog(&self) -> u32 {
+        self.backlog.load(Relaxed)
+    }
+
+    pub(crate) fn set_backlog(&self, b: u32) {
+        self.backlog.store(b, Relaxed)
+    }
+
+    /// qlen.
+    #[inline]
+    pub fn qlen(&self) -> u32 {
+        self.qlen.load(Relaxed)
+    }
+
+    /// young.
+    #[inline]
+    pub fn young(&self) -> u32 {
+        self.young.load(Relaxed)
+    }
+
+    /// `inet_csk_reqsk_queue_is_full`: qlen > B (section 1).
+    #[inline]
+    pub fn synq_is_full(&self) -> bool {
+        self.qlen() > self.backlog()
+    }
+
+    /// `reqsk_queue_added`.
+    pub(crate) fn reqsk_added(&self) {
+        self.young.fetch_add(1, Relaxed);
+        self.qlen.fetch_add(1, Relaxed);
+    }
+
+    /// `reqsk_queue_removed` (C-6, R-6, T-1, T-4): young falls too if the request never
+    /// timed out.
+    pub(crate) fn reqsk_removed(&self, num_timeout: u8) {
+        if num_timeout == 0 {
+            self.young.fetch_sub(1, Relaxed);
+        }
+        self.qlen.fetch_sub(1, Relaxed);
+    }
+
+    /// T-5: a request's first timeout makes it no longer young.
+    pub(crate) fn young_dec(&self) {
+        self.young.fetch_sub(1, Relaxed);
+    }
+
+    /// Still listening (T-1, A-3).
+    #[inline]
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(Relaxed)
+    }
+
+    pub(crate) fn stop(&self) {
+        self.listening.store(false, Relaxed)
+    }
+
+    /// K-2: `tcp_synq_overflow`, recorded at most once per second.
+    pub(crate) fn synq_overflow(&self, now: Duration) {
+        let stamp = now.as_secs() + 1;
+        let last = self.last_overflow.load(Relaxed);
+        if last == 0 || stamp > last {
+            self.last_overflow.store(stamp, Relaxed);
+        }
+    }
+
+    /// L-1: `!tcp_synq_no_recent_overflow`: an overflow within the last 120 s.
+    pub fn recent_overflow(&self, now: Duration) -> bool {
+        let last = self.last_overflow.load(Relaxed);
+        last != 0 && now.as_secs() + 1 <= last + SYNCOOKIE_VALID_SECS
+    }
+
+    /// S-2: the "possible SYN flooding" message is due once per listener; true the first time.
+    pub(crate) fn synflood_warn_once(&self) -> bool {
+        !self.synflood_warned.load(Relaxed) && !self.synflood_warned.swap(true, Relaxed)
+    }
+
+    /// True once a S-2 warning was raised (the daemon logs it, the core cannot).
+    pub fn synflood_warned(&self) -> bool {
+        self.synflood_warned.load(Relaxed)
+    }
+}
+
+/// Cookie secrets with the previous generation kept for the two-minute life of its cookies.
+#[derive(Debug, Clone)]
+pub(crate) struct CookieKeys {
+    pub current: [[u8; 16]; 2],
+    /// The keys before the last rotation and when they were retired.
+    pub previous: Option<([[u8; 16]; 2], Duration)>,
+}
+
+/// An immutable snapshot of what every worker reads: listeners and secrets.
+#[derive(Debug, Clone)]
+pub(crate) struct Tables {
+    pub listeners: HashMap<(IpAddr, u16), Arc<Listener>, foldhash::fast::FixedState>,
+    /// Every bound address, listening or not (bind's EADDRINUSE check).
+    pub bound: Vec<SocketAddr>,
+    pub secrets: Secrets,
+    pub cookie: CookieKeys,
+}
+
+impl Tables {
+    pub fn new(secrets: Secrets) -> Self {
+        let cookie = CookieKeys {
+            current: secrets.cookie,
+            previous: None,
+        };
+        Tables {
+            listeners: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0)),
+            bound: Vec::new(),
+            secrets,
+            cookie,
+        }
+    }
+
+    /// D-2's listener half: the exact address first, then the wildcard of its family.
+    #[inline]
+    pub fn lookup(&self, dst: IpAddr, port: u16) -> Option<&Arc<Listener>> {
+        if self.listeners.is_empty() {
+            return None;
+        }
+        if let Some(l) = self.listeners.get(&(dst, port)) {
+            return Some(l);
+        }
+        let any = match dst {
+            IpAddr::V4(_) => IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED),
+        };
+        self.listeners.get(&(any, port))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l() -> Listener {
+        Listener::new(
+            "198.18.0.1:80".parse().unwrap(),
+            &ListenerConfig::default(),
+            4,
+            5,
+        )
+    }
+
+    #[test]
+    fn synq_full_is_qlen_above_backlog() {
+        let l = l();
+        for _ in 0..4 {
+            l.reqsk_added();
+        }
+        assert!(!l.synq_is_full());
+        l.reqsk_added();
+        assert!(l.synq_is_full());
+    }
+
+    #[test]
+    fn l1_recent_overflow_window() {
+        let l = l();
+        assert!(!l.recent_overflow(Duration::from_secs(0)));
+        l.synq_overflow(Duration::from_secs(10));
+        assert!(l.recent_overflow(Duration::from_secs(10)));
+        assert!(l.recent_overflow(Duration::from_secs(130)));
+        assert!(!l.recent_overflow(Duration::from_secs(131)));
+    }
+
+    #[test]
+    fn s2_warning_once() {
+        let l = l();
+        assert!(l.synflood_warn_once());
+        assert!(!l.synflood_warn_once());
+    }
+}

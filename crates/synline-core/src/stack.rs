@@ -1,0 +1,153 @@
+//! The stack: what a network namespace is to the kernel. It holds the listener table, the
+//! secrets, the global request cap and every worker's counters, and it makes the workers.
+
+use crate::listener::{CookieKeys, Tables};
+use crate::secure_seq::Secrets;
+use crate::stats::{Snapshot, WorkerStats};
+use crate::worker::{Handoff, Worker};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::time::Duration;
+use crossbeam::queue::ArrayQueue;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Stack-wide settings, fixed when the stack is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StackConfig {
+    /// Workers (one per NIC queue).
+    pub workers: usize,
+    /// `net.core.somaxconn`: the cap on B (default 4096). Also sizes each accept list.
+    pub somaxconn: u32,
+    /// Hard cap on live request socks over all workers: the engine's memory bound. A SYN
+    /// beyond it is dropped as an allocation failure (S-6, ListenDrops).
+    pub max_requests: usize,
+    /// Requests each worker's table has room for before it grows.
+    pub requests_per_worker_hint: usize,
+    /// Frames each worker's hand-off queue holds.
+    pub handoff_capacity: usize,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        StackConfig {
+            workers: 1,
+            somaxconn: 4096,
+            max_requests: 1 << 20,
+            requests_per_worker_hint: 1024,
+            handoff_capacity: 256,
+        }
+    }
+}
+
+/// State shared by the stack handle, sockets and workers.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: StackConfig,
+    /// Bumped whenever `tables` changes; workers compare it once per frame.
+    pub generation: AtomicU64,
+    pub tables: Mutex<Arc<Tables>>,
+    pub live_requests: AtomicUsize,
+    pub stats: Vec<Arc<WorkerStats>>,
+    pub handoff: Vec<ArrayQueue<Handoff>>,
+    pub taken: Mutex<Vec<bool>>,
+}
+
+impl Shared {
+    pub fn lock_tables(&self) -> MutexGuard<'_, Arc<Tables>> {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes a changed copy of the tables (copy, update, swap: RCU's write side).
+    pub fn update_tables(&self, f: impl FnOnce(&mut Tables)) {
+        let mut guard = self.lock_tables();
+        let mut t = Tables::clone(&guard);
+        f(&mut t);
+        *guard = Arc::new(t);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// S-6: reserves one request under the global cap.
+    pub fn reserve_request(&self) -> bool {
+        let cap = self.config.max_requests;
+        self.live_requests
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < cap).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    pub fn release_request(&self) {
+        self.live_requests.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A handle on the stack. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Stack {
+    /// A stack with `config` and the caller's `secrets`.
+    pub fn new(config: StackConfig, secrets: Secrets) -> Stack {
+        let workers = config.workers.max(1);
+        let config = StackConfig { workers, ..config };
+        Stack {
+            shared: Arc::new(Shared {
+                config,
+                generation: AtomicU64::new(0),
+                tables: Mutex::new(Arc::new(Tables::new(secrets))),
+                live_requests: AtomicUsize::new(0),
+                stats: (0..workers)
+                    .map(|_| Arc::new(WorkerStats::default()))
+                    .collect(),
+                handoff: (0..workers)
+                    .map(|_| ArrayQueue::new(config.handoff_capacity.max(1)))
+                    .collect(),
+                taken: Mutex::new(vec![false; workers]),
+            }),
+        }
+    }
+
+    /// The settings the stack was made with.
+    pub fn config(&self) -> StackConfig {
+        self.shared.config
+    }
+
+    /// Worker `id` (0-based, below `config().workers`). Each worker can be taken once: it owns
+    /// its request shard.
+    pub fn worker(&self, id: usize) -> Option<Worker> {
+        let mut taken = self.shared.taken.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = taken.get_mut(id)?;
+        if *slot {
+            return None;
+        }
+        *slot = true;
+        Some(Worker::new(self.shared.clone(), id))
+    }
+
+    /// The counters of every worker, summed.
+    pub fn stats(&self) -> Snapshot {
+        let mut s = Snapshot::default();
+        for w in &self.shared.stats {
+            s.add(w);
+        }
+        s
+    }
+
+    /// Live request socks over all workers.
+    pub fn live_requests(&self) -> usize {
+        self.shared.live_requests.load(Ordering::Relaxed)
+    }
+
+    /// Replaces the SYN-cookie secrets; the old pair keeps validating its cookies for their
+    /// two-minute life (issue 5). `now` is the caller's clock.
+    pub fn rotate_cookie_secrets(&self, keys: [[u8; 16]; 2], now: Duration) {
+        self.shared.update_tables(|t| {
+            let prev = t.cookie.current;
+            t.cookie = CookieKeys {
+                current: keys,
+                previous: Some((prev, now)),
+            };
+        });
+    }
+}

@@ -1,0 +1,385 @@
+//! A worker: one per NIC queue, the owner of one request shard. `tcp_v4_rcv` and
+//! `tcp_v6_rcv` live here (D-1, D-2), with the listener's flag tests (L-1..L-3); the SYN path is
+//! in `conn_request`, the request path in `check_req`, the timer in `timer`, cookies in
+//! `syncookie`.
+//!
+//! Sans-I/O: the caller hands in a received frame in its own buffer and `now`, and gets a
+//! [`Verdict`]; the buffer then holds the reply, if any. Nothing here reads a clock, draws a
+//! random number or touches a socket, and nothing allocates per frame (a child whose third
+//! ACK carries data copies that data, as the kernel queues the skb).
+
+use crate::drop_reason::DropReason;
+use crate::flow::FlowKey;
+use crate::listener::{Listener, Tables};
+use crate::request_table::RequestTable;
+use crate::settings::SyncookieMode;
+use crate::stack::Shared;
+use crate::stats::{Mib, WorkerStats};
+use core::net::IpAddr;
+use core::sync::atomic::Ordering;
+use core::time::Duration;
+use std::sync::Arc;
+use synline_wire::ethernet::{self, MacAddr};
+use synline_wire::reply::{self, IpParams};
+use synline_wire::{
+    Error as WireError, Family, Layout, ParsedFrame, Segment, SeqNumber, TcpFlags, TcpOptions,
+};
+
+/// Largest frame a hand-off carries (an AF_XDP chunk of 2048 bytes).
+pub const HANDOFF_FRAME: usize = 2048;
+
+/// What to do with the frame after [`Worker::handle_frame`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The buffer holds a reply of this many bytes: send it.
+    Transmit(usize),
+    /// Not for the engine (not IP or TCP, or no listener and no request): give it to the
+    /// kernel.
+    Pass,
+    /// Dropped, for this reason (counted).
+    Drop(DropReason),
+    /// Taken in: a child was made from it. Nothing to send; recycle the buffer.
+    Consumed,
+    /// Copied to the worker that may own its flow. Recycle the buffer.
+    HandedOff,
+}
+
+/// A frame on its way to another worker.
+#[derive(Debug)]
+pub struct Handoff {
+    len: u16,
+    hops: u8,
+    bytes: [u8; HANDOFF_FRAME],
+}
+
+/// One worker. Not `Sync`: it is driven by one thread.
+#[derive(Debug)]
+pub struct Worker {
+    pub(crate) id: usize,
+    pub(crate) shared: Arc<Shared>,
+    tables: Option<Arc<Tables>>,
+    generation: u64,
+    pub(crate) reqs: RequestTable,
+    pub(crate) stats: Arc<WorkerStats>,
+}
+
+impl Worker {
+    pub(crate) fn new(shared: Arc<Shared>, id: usize) -> Worker {
+        let generation = shared.generation.load(Ordering::Acquire);
+        let tables = shared.lock_tables().clone();
+        let seed = tables.secrets.table_seed ^ id as u64;
+        Worker {
+            id,
+            reqs: RequestTable::new(shared.config.requests_per_worker_hint, seed),
+            stats: shared.stats[id].clone(),
+            tables: Some(tables),
+            generation,
+            shared,
+        }
+    }
+
+    /// This worker's index.
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// Live request socks in this worker's shard.
+    pub fn requests(&self) -> usize {
+        self.reqs.len()
+    }
+
+    /// Per-listener counts of the requests in this shard (for invariant checks).
+    pub fn requests_of(&self, l: &Arc<Listener>) -> (u32, u32) {
+        let mut q = 0;
+        let mut young = 0;
+        for (_, r) in self.reqs.iter() {
+            if Arc::ptr_eq(&r.listener, l) {
+                q += 1;
+                young += u32::from(r.num_timeout == 0);
+            }
+        }
+        (q, young)
+    }
+
+    /// RCU read side: one relaxed-cost load per frame; a new snapshot only after a change.
+    #[inline]
+    fn refresh(&mut self) {
+        let g = self.shared.generation.load(Ordering::Acquire);
+        if g != self.generation || self.tables.is_none() {
+            self.tables = Some(self.shared.lock_tables().clone());
+            self.generation = g;
+        }
+    }
+
+    /// The current snapshot (absent only while `no_request` holds it).
+    pub(crate) fn tables_ref(&self) -> Option<&Tables> {
+        self.tables.as_deref()
+    }
+
+    #[inline]
+    pub(crate) fn dropped(&self, r: DropReason) -> Verdict {
+        self.stats.dropped(r);
+        Verdict::Drop(r)
+    }
+
+    /// D-1, D-2: handles one received frame of `len` bytes in `buf` (whose full length is the
+    /// room a reply may take).
+    pub fn handle_frame(&mut self, buf: &mut [u8], len: usize, now: Duration) -> Verdict {
+        self.rcv(buf, len, now, 0)
+    }
+
+    /// Handles one frame another worker handed over; `None` when there is none.
+    /// Returns the verdict for the frame now in `buf`.
+    pub fn poll_handoff(&mut self, buf: &mut [u8], now: Duration) -> Option<Verdict> {
+        let h = self.shared.handoff[self.id].pop()?;
+        let len = usize::from(h.len);
+        let Some(dst) = buf.get_mut(..len) else {
+            return Some(self.dropped(DropReason::BufferTooSmall));
+        };
+        dst.copy_from_slice(&h.bytes[..len]);
+        Some(self.rcv(buf, len, now, h.hops))
+    }
+
+    fn rcv(&mut self, buf: &mut [u8], len: usize, now: Duration, hops: u8) -> Verdict {
+        self.refresh();
+        let Some(frame) = buf.get(..len) else {
+            return self.dropped(DropReason::Truncated);
+        };
+        let p = match synline_wire::parse_frame(frame) {
+            Ok(p) => p,
+            Err(e) => return self.bad_frame(e, hops),
+        };
+        if hops == 0 {
+            self.stats.inc(Mib::InSegs);
+        }
+        // D-1: only frames to a unicast MAC (the kernel's PACKET_HOST).
+        if p.seg.eth_dst[0] & 1 != 0 {
+            return self.dropped(DropReason::NotHostL2);
+        }
+        // D-2: a request sock catches every segment of its 4-tuple before the listener.
+        let key = FlowKey::of(&p.seg);
+        if let Some(id) = self.reqs.lookup(&key) {
+            return self.check_req(buf, &p, id, now);
+        }
+        let Some(tables) = self.tables.take() else {
+            return Verdict::Pass;
+        };
+        let v = self.no_request(&tables, buf, len, &p, now, hops);
+        self.tables = Some(tables);
+        v
+    }
+
+    fn no_request(
+        &mut self,
+        t: &Tables,
+        buf: &mut [u8],
+        len: usize,
+        p: &ParsedFrame,
+        now: Duration,
+        hops: u8,
+    ) -> Verdict {
+        let Some(l) = t.lookup(p.seg.dst, p.seg.dst_port) else {
+            return Verdict::Pass;
+        };
+        // The flow may belong to another worker's shard (RSS sent the SYN elsewhere): a
+        // segment other than a new SYN visits the other workers before the listener answers
+        // it, but only while the listener has requests at all.
+        let f = p.seg.flags;
+        let new_syn = f.syn() && !f.ack() && !f.rst();
+        let workers = self.shared.config.workers;
+        if !new_syn && usize::from(hops) + 1 < workers && l.qlen() > 0 {
+            return self.hand_off(buf, len, hops);
+        }
+        self.listener_rcv(t, l, buf, p, now)
+    }
+
+    fn hand_off(&mut self, buf: &[u8], len: usize, hops: u8) -> Verdict {
+        if len > HANDOFF_FRAME {
+            return self.dropped(DropReason::HandoffFull);
+        }
+        let mut h = Handoff {
+            len: len as u16,
+            hops: hops + 1,
+            bytes: [0; HANDOFF_FRAME],
+        };
+        h.bytes[..len].copy_from_slice(&buf[..len]);
+        let to = (self.id + 1) % self.shared.config.workers;
+        if self.shared.handoff[to].push(h).is_err() {
+            return self.dropped(DropReason::HandoffFull);
+        }
+        self.stats.handoff();
+        Verdict::HandedOff
+    }
+
+    fn bad_frame(&mut self, e: WireError, hops: u8) -> Verdict {
+        let counted = hops == 0;
+        match e {
+            WireError::NotIp | WireError::NotTcp => Verdict::Pass,
+            WireError::Truncated | WireError::BufferTooSmall | WireError::ReplyToRst => {
+                self.dropped(DropReason::Truncated)
+            }
+            WireError::BadIpHeader | WireError::BadIpChecksum => self.dropped(DropReason::IpHeader),
+            WireError::Fragment => self.dropped(DropReason::Fragment),
+            WireError::Ipv6ExtensionHeader => self.dropped(DropReason::Ipv6ExtensionHeader),
+            WireError::BadTcpHeader => {
+                if counted {
+                    self.stats.inc(Mib::InSegs);
+                    self.stats.inc(Mib::InErrs);
+                }
+                self.dropped(DropReason::TcpHeader)
+            }
+            WireError::BadTcpChecksum => {
+                if counted {
+                    self.stats.inc(Mib::InSegs);
+                    self.stats.inc(Mib::InCsumErrors);
+                    self.stats.inc(Mib::InErrs);
+                }
+                self.dropped(DropReason::TcpChecksum)
+            }
+        }
+    }
+
+    /// Section 3: a segment that reached the listener.
+    fn listener_rcv(
+        &mut self,
+        t: &Tables,
+        l: &Arc<Listener>,
+        buf: &mut [u8],
+        p: &ParsedFrame,
+        now: Duration,
+    ) -> Verdict {
+        let f = p.seg.flags;
+        // L-1: without SYN, a cookie ACK is tried first, and only when it can be one.
+        if !f.syn() && f.ack() && !f.rst() {
+            let cfg = l.config();
+            if cfg.syncookies != SyncookieMode::Never && l.recent_overflow(now) {
+                if let Some(v) = self.cookie_ack(t, l, &cfg, buf, p, now) {
+                    return v;
+                }
+            }
+        }
+        // L-2 (1): ACK: RST (P-1), unless RST too; (2) RST: drop.
+        if f.ack() {
+            if f.rst() {
+                return self.dropped(DropReason::ListenerRst);
+            }
+            return self.send_rst(buf, p);
+        }
+        if f.rst() {
+            return self.dropped(DropReason::ListenerRst);
+        }
+        // L-2 (3): SYN; SYN+FIN dropped. L-3: never an RST in reply to a SYN.
+        if f.syn() {
+            if f.fin() {
+                return self.dropped(DropReason::SynFin);
+            }
+            return self.conn_request(t, l, buf, p, now);
+        }
+        self.dropped(DropReason::NoFlags)
+    }
+
+    /// P-1 in place.
+    pub(crate) fn send_rst(&mut self, buf: &mut [u8], p: &ParsedFrame) -> Verdict {
+        match reply::build_rst(buf, p, &IpParams::default()) {
+            Ok(n) => {
+                self.stats.inc(Mib::OutRsts);
+                self.stats.inc(Mib::OutSegs);
+                Verdict::Transmit(n)
+            }
+            Err(WireError::ReplyToRst) => self.dropped(DropReason::ListenerRst),
+            Err(_) => self.dropped(DropReason::BufferTooSmall),
+        }
+    }
+
+    /// the RST that resets an unaccepted child of a closed listener (seq = SND.NXT,
+    /// ack = RCV.NXT, like `tcp_send_active_reset`), written into `buf`.
+    pub fn write_child_rst(
+        &mut self,
+        child: &crate::Child,
+        buf: &mut [u8],
+    ) -> Result<usize, WireError> {
+        let key = child.key();
+        let p = synthesize(
+            buf,
+            child.eth_local,
+            child.eth_peer,
+            child.vlan,
+            &key,
+            child.rcv_nxt,
+        )?;
+        let tcp = reply::TcpParams {
+            seq: child.snd_nxt,
+            ack: child.rcv_nxt,
+            flags: TcpFlags::RST | TcpFlags::ACK,
+            window: 0,
+            options: Default::default(),
+        };
+        let n = reply::build_reply(buf, &p, &IpParams::default(), &tcp)?;
+        self.stats.inc(Mib::OutRsts);
+        self.stats.inc(Mib::OutSegs);
+        Ok(n)
+    }
+}
+
+/// Writes into `buf` the Ethernet header of a frame the peer would have sent us and returns
+/// the summary of a bare segment from the peer, so the reply builders can turn it around.
+/// Timer retransmissions and resets of children have no received frame to build over.
+pub(crate) fn synthesize(
+    buf: &mut [u8],
+    eth_local: MacAddr,
+    eth_peer: MacAddr,
+    vlan: Option<u16>,
+    key: &FlowKey,
+    seq: SeqNumber,
+) -> Result<ParsedFrame, WireError> {
+    let (family, ethertype, ip_len) = if key.v6 {
+        (
+            Family::V6,
+            ethernet::ETHERTYPE_IPV6,
+            synline_wire::ipv6::HEADER_LEN,
+        )
+    } else {
+        (
+            Family::V4,
+            ethernet::ETHERTYPE_IPV4,
+            synline_wire::ipv4::HEADER_LEN,
+        )
+    };
+    let l3 = ethernet::emit_header(buf, eth_local, eth_peer, vlan, ethertype)?;
+    let (src, dst): (IpAddr, IpAddr) = (key.remote_addr(), key.local_addr());
+    let seg = Segment {
+        eth_src: eth_peer,
+        eth_dst: eth_local,
+        vlan,
+        src,
+        dst,
+        ip_ecn: 0,
+        src_port: key.rport,
+        dst_port: key.lport,
+        seq,
+        ack: SeqNumber(0),
+        flags: TcpFlags::SYN,
+        window: 0,
+        options: TcpOptions::default(),
+        payload_len: 0,
+    };
+    let l4 = l3 + ip_len;
+    Ok(ParsedFrame {
+        layout: Layout {
+            l3,
+            l4,
+            end: l4 + synline_wire::tcp::HEADER_LEN,
+            family,
+        },
+        seg,
+    })
+}
+
+/// IP values of the engine's replies (X-5, V-5).
+pub(crate) fn ip_params(cfg: &crate::ListenerConfig, v6: bool, flow_label: u32) -> IpParams {
+    IpParams {
+        ttl: cfg.ttl,
+        tos: if v6 { cfg.tclass } else { 0 },
+        flow_label,
+    }
+}
