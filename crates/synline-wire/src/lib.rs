@@ -22,6 +22,7 @@
 extern crate std;
 
 pub mod checksum;
+pub mod emit;
 pub mod ethernet;
 pub mod frame;
 pub mod ipv4;
