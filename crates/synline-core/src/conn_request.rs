@@ -121,11 +121,12 @@ impl Worker {
         let cfg = l.config();
         let backlog = l.backlog();
 
-        // S-2, S-3: cookies always in mode 2, or while the SYN queue is over B in mode 1.
-        let mut want_cookie = false;
-        if cfg.syncookies == SyncookieMode::Always || l.synq_is_full() {
-            if cfg.syncookies != SyncookieMode::Never {
-                want_cookie = true;
+        // S-2, S-3: cookies always in mode 2, or while the SYN queue is over B in mode 1. A
+        // request takes its place in qlen here, atomically (see `Listener::reserve_qlen`).
+        let reserved = cfg.syncookies != SyncookieMode::Always && l.reserve_qlen(backlog);
+        let want_cookie = !reserved && cfg.syncookies != SyncookieMode::Never;
+        if !reserved {
+            if want_cookie {
                 self.stats.inc(Mib::TCPReqQFullDoCookies);
             } else {
                 self.stats.inc(Mib::TCPReqQFullDrop);
@@ -141,6 +142,9 @@ impl Worker {
         }
         // S-4: a full accept queue drops every SYN, cookie SYNs included.
         if l.accept_queue.is_full(backlog) {
+            if reserved {
+                l.release_qlen();
+            }
             self.stats.inc(Mib::ListenOverflows);
             self.stats.inc(Mib::ListenDrops);
             return self.dropped(DropReason::AcceptQueueFull);
@@ -160,6 +164,7 @@ impl Worker {
 
         // S-6: the global cap stands for the kernel's failed allocation.
         if !self.shared.reserve_request() {
+            l.release_qlen();
             self.stats.inc(Mib::ListenDrops);
             return self.dropped(DropReason::RequestCap);
         }
@@ -197,15 +202,17 @@ impl Worker {
         r.rcv_wnd = cfg.rcv_wnd(v6, opts.ts.is_some());
         r.set_expires(now + TIMEOUT_INIT);
 
-        // insert (a raced duplicate is dropped silently), then qlen++, young++.
+        // insert (a raced duplicate is dropped silently, no counter), then young++
+        // (qlen was taken above).
         let id = match self.reqs.insert(r, now) {
             Ok(id) => id,
             Err(_) => {
+                l.release_qlen();
                 self.shared.release_request();
                 return self.dropped(DropReason::SynRace);
             }
         };
-        l.reqsk_added();
+        l.young_inc();
 
         // the SYN-ACK goes after insertion; if it cannot be written the timer resends.
         let r = self.reqs.get(id);

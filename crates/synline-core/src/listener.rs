@@ -103,10 +103,24 @@ impl Listener {
         self.qlen() > self.backlog()
     }
 
-    /// `reqsk_queue_added`.
-    pub(crate) fn reqsk_added(&self) {
+    /// The qlen half of `reqsk_queue_added`, taken before the insert and only while
+    /// qlen <= B. Linux tests `qlen > B` and increments later, so racing CPUs can push qlen a
+    /// little past B + 1; a compare-and-swap here makes "at most B + 1 requests" exact with
+    /// any number of workers. False: the SYN queue is full (S-2).
+    pub(crate) fn reserve_qlen(&self, backlog: u32) -> bool {
+        self.qlen
+            .fetch_update(Relaxed, Relaxed, |q| (q <= backlog).then_some(q + 1))
+            .is_ok()
+    }
+
+    /// Gives back a reservation whose request was not inserted.
+    pub(crate) fn release_qlen(&self) {
+        self.qlen.fetch_sub(1, Relaxed);
+    }
+
+    /// The young half of `reqsk_queue_added`, once the request is in the table.
+    pub(crate) fn young_inc(&self) {
         self.young.fetch_add(1, Relaxed);
-        self.qlen.fetch_add(1, Relaxed);
     }
 
     /// `reqsk_queue_removed` (C-6, R-6, T-1, T-4): young falls too if the request never
@@ -224,12 +238,12 @@ mod tests {
     #[test]
     fn synq_full_is_qlen_above_backlog() {
         let l = l();
-        for _ in 0..4 {
-            l.reqsk_added();
+        for _ in 0..5 {
+            assert!(l.reserve_qlen(4));
         }
-        assert!(!l.synq_is_full());
-        l.reqsk_added();
         assert!(l.synq_is_full());
+        assert!(!l.reserve_qlen(4), "at most B + 1");
+        assert_eq!(l.qlen(), 5);
     }
 
     #[test]

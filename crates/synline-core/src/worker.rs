@@ -88,6 +88,11 @@ impl Worker {
         self.reqs.len()
     }
 
+    /// Whether this shard holds a request sock for `key`.
+    pub fn has_request(&self, key: &FlowKey) -> bool {
+        self.reqs.lookup(key).is_some()
+    }
+
     /// Per-listener counts of the requests in this shard (for invariant checks).
     pub fn requests_of(&self, l: &Arc<Listener>) -> (u32, u32) {
         let mut q = 0;

@@ -6,8 +6,14 @@ use util::*;
 #[test]
 fn handshake_v4_and_v6_make_children() {
     for (mut h, mut p) in [
-        (Harness::new(ListenerConfig::default(), 128), Peer::v4(40000)),
-        (Harness::on(v6_server(), ListenerConfig::default(), 128), Peer::v6(40000)),
+        (
+            Harness::new(ListenerConfig::default(), 128),
+            Peer::v4(40000),
+        ),
+        (
+            Harness::on(v6_server(), ListenerConfig::default(), 128),
+            Peer::v6(40000),
+        ),
     ] {
         let synack = handshake(&mut h, &mut p);
         assert!(synack.is_synack());

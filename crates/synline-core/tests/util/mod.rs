@@ -5,7 +5,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use synline_core::{
-    AddressFamily, Child, ListenerConfig, Secrets, Snapshot, Socket, Stack, StackConfig, Verdict, Worker,
+    AddressFamily, Child, ListenerConfig, Secrets, Snapshot, Socket, Stack, StackConfig, Verdict,
+    Worker,
 };
 use synline_wire::emit::{emit_segment, SegmentSpec};
 use synline_wire::{parse_frame, OptionsOut, ParsedFrame, SeqNumber, TcpFlags, Timestamps};
@@ -24,7 +25,10 @@ pub struct Reply {
 impl Reply {
     pub fn from_bytes(bytes: &[u8]) -> Reply {
         let p = parse_frame(bytes).expect("the engine's replies always parse, checksums included");
-        Reply { bytes: bytes.to_vec(), p }
+        Reply {
+            bytes: bytes.to_vec(),
+            p,
+        }
     }
     pub fn flags(&self) -> TcpFlags {
         self.p.seg.flags
@@ -58,7 +62,9 @@ pub struct Out {
 
 impl Out {
     pub fn reply(&self) -> &Reply {
-        self.reply.as_ref().unwrap_or_else(|| panic!("expected a reply, got {:?}", self.verdict))
+        self.reply
+            .as_ref()
+            .unwrap_or_else(|| panic!("expected a reply, got {:?}", self.verdict))
     }
 }
 
@@ -89,15 +95,30 @@ impl Harness {
         Self::with_stack(StackConfig::default(), addr, cfg, backlog)
     }
 
-    pub fn with_stack(sc: StackConfig, addr: SocketAddr, cfg: ListenerConfig, backlog: i32) -> Harness {
+    pub fn with_stack(
+        sc: StackConfig,
+        addr: SocketAddr,
+        cfg: ListenerConfig,
+        backlog: i32,
+    ) -> Harness {
         let stack = Stack::new(sc, Secrets::from_seed(42));
-        let fam = if addr.is_ipv6() { AddressFamily::Inet6 } else { AddressFamily::Inet };
+        let fam = if addr.is_ipv6() {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
         let mut sock = stack.socket(fam).unwrap();
         sock.set_config(cfg).unwrap();
         sock.bind(addr).unwrap();
         sock.listen(backlog).unwrap();
         let worker = stack.worker(0).unwrap();
-        Harness { stack, worker, sock, now: Duration::from_secs(1000), buf: vec![0; FRAME] }
+        Harness {
+            stack,
+            worker,
+            sock,
+            now: Duration::from_secs(1000),
+            buf: vec![0; FRAME],
+        }
     }
 
     pub fn listener(&self) -> &std::sync::Arc<synline_core::Listener> {
@@ -124,7 +145,9 @@ impl Harness {
     pub fn feed(&mut self, frame: &[u8]) -> Out {
         self.buf.fill(0);
         self.buf[..frame.len()].copy_from_slice(frame);
-        let verdict = self.worker.handle_frame(&mut self.buf, frame.len(), self.now);
+        let verdict = self
+            .worker
+            .handle_frame(&mut self.buf, frame.len(), self.now);
         let reply = match verdict {
             Verdict::Transmit(n) => Some(Reply::from_bytes(&self.buf[..n])),
             _ => None,
@@ -179,11 +202,17 @@ pub struct Peer {
 impl Peer {
     /// A Linux-like client (MSS 1460, SACK, TS, WS 7) from 198.18.0.2:port.
     pub fn v4(port: u16) -> Peer {
-        Peer::new(SocketAddr::new("198.18.0.2".parse().unwrap(), port), v4_server())
+        Peer::new(
+            SocketAddr::new("198.18.0.2".parse().unwrap(), port),
+            v4_server(),
+        )
     }
 
     pub fn v6(port: u16) -> Peer {
-        let mut p = Peer::new(SocketAddr::new("2001:2::2".parse().unwrap(), port), v6_server());
+        let mut p = Peer::new(
+            SocketAddr::new("2001:2::2".parse().unwrap(), port),
+            v6_server(),
+        );
         p.options.mss = Some(1440);
         p
     }
@@ -197,7 +226,10 @@ impl Peer {
                 mss: Some(1460),
                 wscale: Some(7),
                 sack_permitted: true,
-                timestamps: Some(Timestamps { tsval: 5000, tsecr: 0 }),
+                timestamps: Some(Timestamps {
+                    tsval: 5000,
+                    tsecr: 0,
+                }),
             },
             window: 64240,
             tos: 0,
@@ -217,7 +249,14 @@ impl Peer {
         self.options.timestamps.map_or(0, |t| t.tsval)
     }
 
-    pub fn frame(&self, flags: TcpFlags, seq: SeqNumber, ack: SeqNumber, options: OptionsOut, payload: &[u8]) -> Vec<u8> {
+    pub fn frame(
+        &self,
+        flags: TcpFlags,
+        seq: SeqNumber,
+        ack: SeqNumber,
+        options: OptionsOut,
+        payload: &[u8],
+    ) -> Vec<u8> {
         let spec = SegmentSpec {
             eth_src: CLIENT_MAC,
             eth_dst: SERVER_MAC,
@@ -259,18 +298,28 @@ impl Peer {
     /// Options of a non-SYN segment: timestamps only (as Linux sends), TSval advanced.
     pub fn ack_options(&self, tsval_advance: u32) -> OptionsOut {
         OptionsOut {
-            timestamps: self
-                .options
-                .timestamps
-                .map(|t| Timestamps { tsval: t.tsval.wrapping_add(tsval_advance), tsecr: self.ts_recent }),
+            timestamps: self.options.timestamps.map(|t| Timestamps {
+                tsval: t.tsval.wrapping_add(tsval_advance),
+                tsecr: self.ts_recent,
+            }),
             ..OptionsOut::default()
         }
     }
 
     /// The third ACK, with `payload`.
     pub fn third_ack(&self, payload: &[u8]) -> Vec<u8> {
-        let flags = if payload.is_empty() { TcpFlags::ACK } else { TcpFlags::ACK | TcpFlags::PSH };
-        self.frame(flags, self.isn + 1, self.iss + 1, self.ack_options(1), payload)
+        let flags = if payload.is_empty() {
+            TcpFlags::ACK
+        } else {
+            TcpFlags::ACK | TcpFlags::PSH
+        };
+        self.frame(
+            flags,
+            self.isn + 1,
+            self.iss + 1,
+            self.ack_options(1),
+            payload,
+        )
     }
 
     /// A segment after the SYN with any flags.
@@ -289,6 +338,10 @@ pub fn handshake(h: &mut Harness, p: &mut Peer) -> Reply {
     let synack = out.reply().clone();
     p.learn(&synack);
     let out = h.feed(&p.third_ack(&[]));
-    assert_eq!(out.verdict, Verdict::Consumed, "third ACK should make a child");
+    assert_eq!(
+        out.verdict,
+        Verdict::Consumed,
+        "third ACK should make a child"
+    );
     synack
 }
