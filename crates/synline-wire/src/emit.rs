@@ -71,7 +71,9 @@ pub fn emit_segment(buf: &mut [u8], s: &SegmentSpec<'_>) -> Result<usize> {
         t.set_header_len(tcp_hlen);
         t.set_flags(s.flags);
         t.set_window(s.window);
-        s.options.emit(&mut b[tcp::HEADER_LEN..tcp_hlen]).ok_or(Error::BufferTooSmall)?;
+        s.options
+            .emit(&mut b[tcp::HEADER_LEN..tcp_hlen])
+            .ok_or(Error::BufferTooSmall)?;
         b[tcp_hlen..].copy_from_slice(s.payload);
     }
     let pseudo = match (s.src, s.dst) {
@@ -128,7 +130,10 @@ mod tests {
                 ack: SeqNumber(9),
                 flags: TcpFlags::ACK | TcpFlags::PSH,
                 window: 502,
-                options: OptionsOut { timestamps: Some(Timestamps { tsval: 1, tsecr: 2 }), ..OptionsOut::default() },
+                options: OptionsOut {
+                    timestamps: Some(Timestamps { tsval: 1, tsecr: 2 }),
+                    ..OptionsOut::default()
+                },
                 payload: b"hello",
             };
             let mut buf = [0u8; 200];
@@ -137,9 +142,15 @@ mod tests {
             assert_eq!(p.seg.vlan, Some(5));
             assert_eq!(p.seg.src, spec.src);
             assert_eq!(p.seg.seq, SeqNumber(7));
-            assert_eq!(p.seg.options.timestamps, Some(Timestamps { tsval: 1, tsecr: 2 }));
+            assert_eq!(
+                p.seg.options.timestamps,
+                Some(Timestamps { tsval: 1, tsecr: 2 })
+            );
             assert_eq!(p.payload(&buf[..n]), b"hello");
-            assert_eq!(emit_segment(&mut buf[..n - 1], &spec), Err(Error::BufferTooSmall));
+            assert_eq!(
+                emit_segment(&mut buf[..n - 1], &spec),
+                Err(Error::BufferTooSmall)
+            );
         }
     }
 }

@@ -142,8 +142,18 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
 
 /// Writes an Ethernet header (with a tag if `vlan` is set) at the start of `buf`; returns its
 /// length. Used to give a timer retransmission the frame its reply is built over.
-pub fn emit_header(buf: &mut [u8], dst: MacAddr, src: MacAddr, vlan: Option<u16>, ethertype: u16) -> Result<usize> {
-    let len = if vlan.is_some() { VLAN_HEADER_LEN } else { HEADER_LEN };
+pub fn emit_header(
+    buf: &mut [u8],
+    dst: MacAddr,
+    src: MacAddr,
+    vlan: Option<u16>,
+    ethertype: u16,
+) -> Result<usize> {
+    let len = if vlan.is_some() {
+        VLAN_HEADER_LEN
+    } else {
+        HEADER_LEN
+    };
     let b = buf.get_mut(..len).ok_or(Error::BufferTooSmall)?;
     b[field::DST].copy_from_slice(&dst);
     b[field::SRC].copy_from_slice(&src);
@@ -205,10 +215,19 @@ mod tests {
     #[test]
     fn emit_then_parse() {
         let mut b = [0u8; 18];
-        assert_eq!(emit_header(&mut b, [1; 6], [2; 6], Some(7), ETHERTYPE_IPV6), Ok(18));
+        assert_eq!(
+            emit_header(&mut b, [1; 6], [2; 6], Some(7), ETHERTYPE_IPV6),
+            Ok(18)
+        );
         let f = EthernetFrame::new_checked(&b[..]).unwrap();
-        assert_eq!((f.dst_addr(), f.src_addr(), f.vlan_tci(), f.ethertype()), ([1; 6], [2; 6], Some(7), ETHERTYPE_IPV6));
-        assert_eq!(emit_header(&mut b[..13], [1; 6], [2; 6], None, ETHERTYPE_IPV4), Err(Error::BufferTooSmall));
+        assert_eq!(
+            (f.dst_addr(), f.src_addr(), f.vlan_tci(), f.ethertype()),
+            ([1; 6], [2; 6], Some(7), ETHERTYPE_IPV6)
+        );
+        assert_eq!(
+            emit_header(&mut b[..13], [1; 6], [2; 6], None, ETHERTYPE_IPV4),
+            Err(Error::BufferTooSmall)
+        );
     }
 
     #[test]

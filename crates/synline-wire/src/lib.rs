@@ -89,5 +89,7 @@ impl core::fmt::Display for Error {
     }
 }
 
+impl core::error::Error for Error {}
+
 /// Result with the crate's [`Error`].
 pub type Result<T> = core::result::Result<T, Error>;

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what building and testing synline needs on a Debian 12 machine: the C toolchain
+# for the XDP program (clang, llvm, libbpf, libelf, zlib), m4 (libxdp-sys), pkg-config,
+# iproute2 and ethtool (namespaces, veth channels), tcpdump (fixtures), and checks for a Rust
+# toolchain. Idempotent: installs only what is missing.
+set -euo pipefail
+
+pkgs=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config m4 ethtool iproute2 tcpdump gcc make)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: no Rust toolchain; installing rustup (stable)"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+echo "setup: $(cargo --version), $(clang --version | head -1)"
