@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The maps of synline.bpf.c; the loader reaches them by these names. */
+#ifndef SYNLINE_MAPS_H
+#define SYNLINE_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "synline.h"
+
+#define SYNLINE_MAX_QUEUES 256
+#define SYNLINE_MAX_LISTENERS 1024
+
+/* rx queue index -> AF_XDP socket of that queue. */
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, SYNLINE_MAX_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks_map SEC(".maps");
+
+/* The listeners whose segments go to AF_XDP; layout in synline.h. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SYNLINE_MAX_LISTENERS);
+	__type(key, struct listener_key);
+	__type(value, struct listener_val);
+} listeners SEC(".maps");
+
+/* enum synline_counter -> u64, one slot per CPU (no atomics on the hot path). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SYNLINE_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+#endif /* SYNLINE_MAPS_H */
