@@ -1,0 +1,574 @@
+//! The loader of `synline_xdp` (`bpf/synline.bpf.c`): load it, tell it the listeners, attach it
+//! to an interface, give it each queue's AF_XDP socket, read its counters.
+//!
+//! The program sends to the rx queue's AF_XDP socket exactly the TCP segments addressed to a
+//! listener in its `listeners` map (the exact address first, then the wildcard of the same
+//! family, as `synline_core::listener::Tables::lookup` does), and passes everything else to the
+//! kernel stack. Why each frame went where it went is in [`XdpCounters`].
+
+use std::fmt;
+use std::mem::{offset_of, size_of, MaybeUninit};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{ErrorKind, MapCore, MapFlags, OpenObject, Program, ProgramInput, Xdp, XdpFlags};
+
+use crate::bpf::{types, SynlineSkel, SynlineSkelBuilder};
+
+/// Bytes of a key of the `listeners` map (`struct listener_key` in `bpf/synline.h`):
+///
+/// ```text
+///   0      1      2             4                                  20
+///   +------+------+-------------+----------------------------------+
+///   |family| pad  | port (be16) | addr: 16 bytes, network order    |
+///   +------+------+-------------+----------------------------------+
+/// ```
+///
+/// `family` is 4 or 6, `pad` 0; an IPv4 address fills `addr[0..4]` and leaves the rest zero.
+/// An all-zero `addr` is the wildcard of its family for that port.
+pub const LISTENER_KEY_LEN: usize = 20;
+
+// The C compiler laid the struct out; its BTF produced `types::listener_key`. These fail the
+// build if `synline.h` and `listener_key_bytes` ever disagree.
+const _: () = assert!(size_of::<types::listener_key>() == LISTENER_KEY_LEN);
+const _: () = assert!(offset_of!(types::listener_key, port) == 2);
+const _: () = assert!(offset_of!(types::listener_key, addr) == 4);
+const _: () = assert!(size_of::<types::listener_val>() == 4);
+
+/// `struct listener_key` for `addr`. An IPv4-mapped IPv6 address stays IPv6: like the engine's
+/// listener table, the program matches families as they are on the wire.
+pub fn listener_key_bytes(addr: SocketAddr) -> [u8; LISTENER_KEY_LEN] {
+    let mut key = [0u8; LISTENER_KEY_LEN];
+    match addr {
+        SocketAddr::V4(a) => {
+            key[0] = 4;
+            key[4..8].copy_from_slice(&a.ip().octets());
+        }
+        SocketAddr::V6(a) => {
+            key[0] = 6;
+            key[4..20].copy_from_slice(&a.ip().octets());
+        }
+    }
+    key[2..4].copy_from_slice(&addr.port().to_be_bytes());
+    key
+}
+
+/// How to attach the program to an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachMode {
+    /// In the driver (`XDP_FLAGS_DRV_MODE`): before any skb is built. veth has it.
+    Native,
+    /// In the generic stack (`XDP_FLAGS_SKB_MODE`): works on every interface, after an skb has
+    /// been allocated; AF_XDP then only runs in copy mode.
+    Generic,
+    /// Native, else generic when the driver has no native XDP (`EOPNOTSUPP`) or refuses this
+    /// program's settings (`EINVAL`, e.g. an MTU too large for it).
+    Auto,
+}
+
+impl AttachMode {
+    fn flags(self) -> XdpFlags {
+        match self {
+            AttachMode::Native => XdpFlags::DRV_MODE,
+            AttachMode::Generic => XdpFlags::SKB_MODE,
+            // Only asked of the kernel after being resolved to one of the two above.
+            AttachMode::Auto => XdpFlags::NONE,
+        }
+    }
+}
+
+impl fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AttachMode::Native => "native",
+            AttachMode::Generic => "generic",
+            AttachMode::Auto => "auto",
+        })
+    }
+}
+
+/// What an XDP program returned (`enum xdp_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdpAction {
+    /// `XDP_ABORTED`.
+    Aborted,
+    /// `XDP_DROP`.
+    Drop,
+    /// `XDP_PASS`: the kernel stack gets the frame.
+    Pass,
+    /// `XDP_TX`.
+    Tx,
+    /// `XDP_REDIRECT`: to the AF_XDP socket of the rx queue.
+    Redirect,
+    /// Anything else.
+    Other(u32),
+}
+
+impl XdpAction {
+    /// The action of a return value.
+    pub fn from_raw(v: u32) -> Self {
+        use libbpf_rs::libbpf_sys as sys;
+        match v {
+            sys::XDP_ABORTED => XdpAction::Aborted,
+            sys::XDP_DROP => XdpAction::Drop,
+            sys::XDP_PASS => XdpAction::Pass,
+            sys::XDP_TX => XdpAction::Tx,
+            sys::XDP_REDIRECT => XdpAction::Redirect,
+            v => XdpAction::Other(v),
+        }
+    }
+}
+
+/// The program's counters (`enum synline_counter` in `bpf/synline.h`), summed over CPUs.
+///
+/// Every frame counts once in `redirected` or `passed`; every passed frame also counts once in
+/// exactly one reason, so `passed` is the sum of `no_socket` through `malformed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct XdpCounters {
+    /// Addressed to a listener and redirected to the rx queue's AF_XDP socket.
+    pub redirected: u64,
+    /// Passed to the kernel stack, for any of the reasons below.
+    pub passed: u64,
+    /// Addressed to a listener, but no AF_XDP socket is registered for the rx queue: the
+    /// kernel got it (and will answer with a RST). A setup error when non-zero.
+    pub no_socket: u64,
+    /// TCP to no listener (neither exact nor wildcard).
+    pub not_listener: u64,
+    /// IP, but not TCP (ICMP, UDP...).
+    pub not_tcp: u64,
+    /// Not IP (ARP, LLDP, a second VLAN tag...).
+    pub not_ip: u64,
+    /// IPv6 with an extension header: not parsed, so never matched.
+    pub ipv6_ext_hdr: u64,
+    /// IPv4 fragment: the engine does not reassemble.
+    pub ip_fragment: u64,
+    /// Truncated, or an impossible header field.
+    pub malformed: u64,
+}
+
+/// Number of slots of the `counters` map (`SYNLINE_CNT_MAX`).
+const COUNTER_SLOTS: u32 = 9;
+
+impl XdpCounters {
+    /// Names in nstat style, with their values, in map slot order.
+    pub fn named(&self) -> [(&'static str, u64); COUNTER_SLOTS as usize] {
+        [
+            ("SynlineXdpRedirected", self.redirected),
+            ("SynlineXdpPassed", self.passed),
+            ("SynlineXdpNoSocket", self.no_socket),
+            ("SynlineXdpNotListener", self.not_listener),
+            ("SynlineXdpNotTcp", self.not_tcp),
+            ("SynlineXdpNotIp", self.not_ip),
+            ("SynlineXdpIpv6ExtHdr", self.ipv6_ext_hdr),
+            ("SynlineXdpIpFragment", self.ip_fragment),
+            ("SynlineXdpMalformed", self.malformed),
+        ]
+    }
+
+    fn slot_mut(&mut self, slot: u32) -> &mut u64 {
+        match slot {
+            0 => &mut self.redirected,
+            1 => &mut self.passed,
+            2 => &mut self.no_socket,
+            3 => &mut self.not_listener,
+            4 => &mut self.not_tcp,
+            5 => &mut self.not_ip,
+            6 => &mut self.ipv6_ext_hdr,
+            7 => &mut self.ip_fragment,
+            _ => &mut self.malformed,
+        }
+    }
+}
+
+/// A failed BPF call, named as libbpf names it.
+#[derive(Debug, thiserror::Error)]
+pub enum XdpError {
+    /// Opening the embedded object (parsing the ELF, no syscall yet).
+    #[error("bpf_object__open_skeleton (synline.bpf.o): {0}")]
+    Open(#[source] libbpf_rs::Error),
+    /// Creating the maps and loading the program: EPERM without root/CAP_BPF; a verifier
+    /// rejection is logged by libbpf on stderr.
+    #[error("bpf_object__load_skeleton (synline.bpf.o): {0}")]
+    Load(#[source] libbpf_rs::Error),
+    /// The interface index does not fit the kernel's `int`.
+    #[error("ifindex {0} out of range")]
+    BadIfindex(u32),
+    /// Attaching in one mode.
+    #[error("bpf_xdp_attach on ifindex {ifindex} ({mode} mode): {source}")]
+    Attach {
+        /// Interface.
+        ifindex: u32,
+        /// Mode asked for.
+        mode: AttachMode,
+        /// Why.
+        source: libbpf_rs::Error,
+    },
+    /// [`AttachMode::Auto`]: native failed in a way that allowed a fallback, then generic failed.
+    #[error("bpf_xdp_attach on ifindex {ifindex}: native mode: {native}; generic mode: {generic}")]
+    AttachAuto {
+        /// Interface.
+        ifindex: u32,
+        /// Why native failed.
+        native: libbpf_rs::Error,
+        /// Why generic failed.
+        #[source]
+        generic: libbpf_rs::Error,
+    },
+    /// Detaching, or asking which program is attached before detaching.
+    #[error("{call} on ifindex {ifindex}: {source}")]
+    Detach {
+        /// `bpf_xdp_query_id` or `bpf_xdp_detach`.
+        call: &'static str,
+        /// Interface.
+        ifindex: u32,
+        /// Why.
+        source: libbpf_rs::Error,
+    },
+    /// Asking the id of our own program.
+    #[error("bpf_prog_get_info_by_fd (synline_xdp): {0}")]
+    ProgId(#[source] libbpf_rs::Error),
+    /// Adding or removing a listener.
+    #[error("{call} on map listeners ({addr}): {source}")]
+    Listener {
+        /// `bpf_map_update_elem` or `bpf_map_delete_elem`.
+        call: &'static str,
+        /// The listener.
+        addr: SocketAddr,
+        /// Why (E2BIG: the map is full).
+        source: libbpf_rs::Error,
+    },
+    /// Registering or removing a queue's AF_XDP socket.
+    #[error("{call} on map xsks_map (queue {queue}): {source}")]
+    Socket {
+        /// `bpf_map_update_elem` or `bpf_map_delete_elem`.
+        call: &'static str,
+        /// rx queue index.
+        queue: u32,
+        /// Why (EOPNOTSUPP: not a bound AF_XDP socket; E2BIG: queue beyond the map).
+        source: libbpf_rs::Error,
+    },
+    /// Reading a counter.
+    #[error("bpf_map_lookup_elem on map counters (slot {slot}): {source}")]
+    Counters {
+        /// Slot of `enum synline_counter`.
+        slot: u32,
+        /// Why.
+        source: libbpf_rs::Error,
+    },
+    /// Running the program on a frame.
+    #[error("bpf_prog_test_run_opts (synline_xdp, {len} bytes): {source}")]
+    TestRun {
+        /// Frame length (the kernel refuses fewer than 14 bytes).
+        len: usize,
+        /// Why.
+        source: libbpf_rs::Error,
+    },
+}
+
+impl XdpError {
+    /// The program could not be loaded for lack of privilege (not root, no CAP_BPF).
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, XdpError::Load(e) if e.kind() == ErrorKind::PermissionDenied)
+    }
+}
+
+/// An interface this loader attached the program to, and how.
+#[derive(Debug, Clone, Copy)]
+struct Attachment {
+    ifindex: u32,
+    mode: AttachMode,
+}
+
+/// The loaded program and its maps. Dropping it detaches the program from every interface it
+/// was attached to by [`XdpProgram::attach`] (still ours), then unloads it.
+///
+/// Not `Send`: libbpf's object is used from the thread that loaded it. The AF_XDP sockets and
+/// the workers do not need it once [`XdpProgram::set_socket`] has run.
+pub struct XdpProgram {
+    skel: SynlineSkel<'static>,
+    attached: Vec<Attachment>,
+}
+
+impl fmt::Debug for XdpProgram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("XdpProgram")
+            .field("attached", &self.attached)
+            .finish_non_exhaustive()
+    }
+}
+
+impl XdpProgram {
+    /// Loads the embedded object: creates the maps (empty: no listener, no socket) and runs
+    /// the verifier. Needs root or CAP_BPF + CAP_NET_ADMIN.
+    pub fn load() -> Result<Self, XdpError> {
+        // The skeleton borrows the slot that holds its libbpf object for as long as it lives.
+        // A 'static slot keeps this type free of a lifetime, at the price of one pointer-sized
+        // allocation per load that is never freed; the BPF object in it is closed on drop.
+        let slot: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
+        let open = SynlineSkelBuilder::default()
+            .open(slot)
+            .map_err(XdpError::Open)?;
+        let skel = open.load().map_err(XdpError::Load)?;
+        Ok(XdpProgram {
+            skel,
+            attached: Vec::new(),
+        })
+    }
+
+    /// Adds a listener: the program will redirect TCP segments to `addr`. An unspecified
+    /// address (`0.0.0.0:P`, `[::]:P`) is the wildcard of its family. Adding twice is harmless.
+    pub fn add_listener(&self, addr: SocketAddr) -> Result<(), XdpError> {
+        let value = [0u8; size_of::<types::listener_val>()];
+        self.skel
+            .maps
+            .listeners
+            .update(&listener_key_bytes(addr), &value, MapFlags::ANY)
+            .map_err(|source| XdpError::Listener {
+                call: "bpf_map_update_elem",
+                addr,
+                source,
+            })
+    }
+
+    /// Removes a listener; `false` if it was not there.
+    pub fn remove_listener(&self, addr: SocketAddr) -> Result<bool, XdpError> {
+        match self.skel.maps.listeners.delete(&listener_key_bytes(addr)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(XdpError::Listener {
+                call: "bpf_map_delete_elem",
+                addr,
+                source,
+            }),
+        }
+    }
+
+    /// Registers the AF_XDP socket bound to rx queue `queue`: segments for a listener that
+    /// arrive on that queue go to it. The kernel takes its own reference to the socket.
+    pub fn set_socket(&self, queue: u32, socket: BorrowedFd<'_>) -> Result<(), XdpError> {
+        let fd = socket.as_raw_fd() as u32;
+        self.skel
+            .maps
+            .xsks_map
+            .update(&queue.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| XdpError::Socket {
+                call: "bpf_map_update_elem",
+                queue,
+                source,
+            })
+    }
+
+    /// Forgets the socket of `queue`: its segments for a listener then reach the kernel and
+    /// count as [`XdpCounters::no_socket`].
+    pub fn clear_socket(&self, queue: u32) -> Result<(), XdpError> {
+        match self.skel.maps.xsks_map.delete(&queue.to_ne_bytes()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(XdpError::Socket {
+                call: "bpf_map_delete_elem",
+                queue,
+                source,
+            }),
+        }
+    }
+
+    /// Attaches the program to interface `ifindex`; returns the mode it runs in (never
+    /// [`AttachMode::Auto`]). Refuses (EBUSY/EEXIST) if a program is already attached there.
+    pub fn attach(&mut self, ifindex: u32, mode: AttachMode) -> Result<AttachMode, XdpError> {
+        let index = i32::try_from(ifindex).map_err(|_| XdpError::BadIfindex(ifindex))?;
+        let xdp = Xdp::new(self.skel.progs.synline_xdp.as_fd());
+        let try_mode = |m: AttachMode| xdp.attach(index, XdpFlags::UPDATE_IF_NOEXIST | m.flags());
+        let used = match mode {
+            AttachMode::Native | AttachMode::Generic => {
+                try_mode(mode).map_err(|source| XdpError::Attach {
+                    ifindex,
+                    mode,
+                    source,
+                })?;
+                mode
+            }
+            AttachMode::Auto => match try_mode(AttachMode::Native) {
+                Ok(()) => AttachMode::Native,
+                Err(native)
+                    if matches!(
+                        native.kind(),
+                        ErrorKind::Unsupported | ErrorKind::InvalidInput
+                    ) =>
+                {
+                    try_mode(AttachMode::Generic).map_err(|generic| XdpError::AttachAuto {
+                        ifindex,
+                        native,
+                        generic,
+                    })?;
+                    AttachMode::Generic
+                }
+                Err(source) => {
+                    return Err(XdpError::Attach {
+                        ifindex,
+                        mode: AttachMode::Native,
+                        source,
+                    })
+                }
+            },
+        };
+        self.attached.push(Attachment {
+            ifindex,
+            mode: used,
+        });
+        Ok(used)
+    }
+
+    /// Detaches the program from `ifindex` if this loader attached it there and it is still
+    /// ours (another tool may have replaced it since: that one is left alone).
+    pub fn detach(&mut self, ifindex: u32) -> Result<(), XdpError> {
+        let Some(pos) = self.attached.iter().position(|a| a.ifindex == ifindex) else {
+            return Ok(());
+        };
+        let a = self.attached.remove(pos);
+        self.detach_one(a)
+    }
+
+    /// Detaches from every interface; the first error, after trying them all.
+    pub fn detach_all(&mut self) -> Result<(), XdpError> {
+        let mut first = Ok(());
+        for a in std::mem::take(&mut self.attached) {
+            let r = self.detach_one(a);
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+
+    fn detach_one(&self, a: Attachment) -> Result<(), XdpError> {
+        // attach() checked the range.
+        let index = a.ifindex as i32;
+        let fd = self.skel.progs.synline_xdp.as_fd();
+        let ours = Program::id_from_fd(fd).map_err(XdpError::ProgId)?;
+        let xdp = Xdp::new(fd);
+        let flags = a.mode.flags();
+        let err = |call, source| XdpError::Detach {
+            call,
+            ifindex: a.ifindex,
+            source,
+        };
+        let current = xdp
+            .query_id(index, a.mode.flags())
+            .map_err(|e| err("bpf_xdp_query_id", e))?;
+        if current != ours {
+            return Ok(());
+        }
+        xdp.detach(index, flags)
+            .map_err(|e| err("bpf_xdp_detach", e))
+    }
+
+    /// The mode the program runs in on `ifindex`, if this loader attached it there.
+    pub fn attached_mode(&self, ifindex: u32) -> Option<AttachMode> {
+        self.attached
+            .iter()
+            .find(|a| a.ifindex == ifindex)
+            .map(|a| a.mode)
+    }
+
+    /// The kernel's id of the loaded program (as `ip link` and `bpftool` show it).
+    pub fn prog_id(&self) -> Result<u32, XdpError> {
+        Program::id_from_fd(self.skel.progs.synline_xdp.as_fd()).map_err(XdpError::ProgId)
+    }
+
+    /// The counters, summed over CPUs.
+    pub fn counters(&self) -> Result<XdpCounters, XdpError> {
+        let mut c = XdpCounters::default();
+        for slot in 0..COUNTER_SLOTS {
+            let per_cpu = self
+                .skel
+                .maps
+                .counters
+                .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)
+                .map_err(|source| XdpError::Counters { slot, source })?
+                .unwrap_or_default();
+            let total = per_cpu
+                .iter()
+                .filter_map(|v| v.get(..8)?.try_into().ok().map(u64::from_ne_bytes))
+                .fold(0u64, u64::wrapping_add);
+            *c.slot_mut(slot) = total;
+        }
+        Ok(c)
+    }
+
+    /// Runs the program once on `frame` (BPF_PROG_TEST_RUN), as if it arrived on rx queue 0
+    /// of no device, and returns its action. The counters count the run. A listener match
+    /// returns [`XdpAction::Pass`] and counts in [`XdpCounters::no_socket`] unless a socket is
+    /// registered for queue 0. The kernel refuses frames shorter than an Ethernet header.
+    pub fn test_run(&self, frame: &[u8]) -> Result<XdpAction, XdpError> {
+        let input = ProgramInput {
+            data_in: Some(frame),
+            ..ProgramInput::default()
+        };
+        let out = self
+            .skel
+            .progs
+            .synline_xdp
+            .test_run(input)
+            .map_err(|source| XdpError::TestRun {
+                len: frame.len(),
+                source,
+            })?;
+        Ok(XdpAction::from_raw(out.return_value))
+    }
+}
+
+impl Drop for XdpProgram {
+    fn drop(&mut self) {
+        // Nowhere to report to: a caller that wants the error calls detach_all() first.
+        let _ = self.detach_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_key_layout() {
+        let k = listener_key_bytes("198.18.0.1:80".parse().unwrap());
+        assert_eq!(k[..8], [4, 0, 0, 80, 198, 18, 0, 1]);
+        assert_eq!(k[8..], [0; 12]);
+    }
+
+    #[test]
+    fn ipv6_key_layout() {
+        let k = listener_key_bytes("[2001:2::1]:443".parse().unwrap());
+        assert_eq!(k[..4], [6, 0, 0x01, 0xbb]);
+        assert_eq!(
+            k[4..],
+            [0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+        );
+    }
+
+    #[test]
+    fn wildcards_have_an_all_zero_address() {
+        let k4 = listener_key_bytes("0.0.0.0:8080".parse().unwrap());
+        let k6 = listener_key_bytes("[::]:8080".parse().unwrap());
+        assert_eq!(k4[..4], [4, 0, 0x1f, 0x90]);
+        assert_eq!(k6[..4], [6, 0, 0x1f, 0x90]);
+        assert_eq!(k4[4..], [0; 16]);
+        assert_eq!(k6[4..], [0; 16]);
+    }
+
+    #[test]
+    fn ipv4_mapped_stays_ipv6() {
+        let k = listener_key_bytes("[::ffff:198.18.0.1]:80".parse().unwrap());
+        assert_eq!(k[0], 6);
+    }
+
+    #[test]
+    fn counter_names_follow_slot_order() {
+        let mut c = XdpCounters::default();
+        for slot in 0..COUNTER_SLOTS {
+            *c.slot_mut(slot) = u64::from(slot) + 1;
+        }
+        let values: Vec<u64> = c.named().iter().map(|&(_, v)| v).collect();
+        assert_eq!(values, (1..=u64::from(COUNTER_SLOTS)).collect::<Vec<_>>());
+    }
+}
