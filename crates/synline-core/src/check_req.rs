@@ -303,7 +303,11 @@ impl Worker {
         let secrets_label = {
             let r = self.reqs.get(id);
             let t = self.tables_ref()?;
-            flow_label(&t.secrets, &r.key, r.num_retrans.wrapping_add(1))
+            if r.key.v6 {
+                flow_label(&t.secrets, &r.key, r.num_retrans.wrapping_add(1))
+            } else {
+                0
+            }
         };
         let r = self.reqs.get(id);
         let tsval = ts_clock_ms(now).wrapping_add(r.ts_off);
@@ -455,10 +459,11 @@ impl Worker {
         cfg: &ListenerConfig,
         buf: &mut [u8],
         p: &ParsedFrame,
+        key: &FlowKey,
         now: Duration,
     ) -> Option<Verdict> {
         let seg = &p.seg;
-        let key = FlowKey::of(seg);
+        let key = *key;
         let client_isn = seg.seq - 1;
         let cookie = seg.ack - 1;
         let Some(idx) = syncookie::cookie_check(&t.cookie, &key, cookie.0, client_isn.0, now)

@@ -17,7 +17,7 @@ use crate::secure_seq::{flow_label, secure_tcp_seq, secure_tcp_ts_off, ts_clock_
 use crate::settings::{ListenerConfig, SyncookieMode};
 use crate::stats::Mib;
 use crate::syncookie::{self, CookieOptions};
-use crate::worker::{ip_params, Verdict, Worker};
+use crate::worker::{ip_params, Rx, Verdict, Worker};
 use core::net::IpAddr;
 use core::time::Duration;
 use std::sync::Arc;
@@ -101,6 +101,7 @@ impl Worker {
         l: &Arc<Listener>,
         buf: &mut [u8],
         p: &ParsedFrame,
+        rx: &Rx,
         now: Duration,
     ) -> Verdict {
         let seg = &p.seg;
@@ -151,7 +152,7 @@ impl Worker {
         }
 
         let opts = SynOptions::of(p, &cfg);
-        let key = FlowKey::of(seg);
+        let key = rx.key;
         let v6 = key.v6;
         let ts_off = if cfg.timestamps == 1 {
             secure_tcp_ts_off(&t.secrets, &key)
@@ -204,7 +205,7 @@ impl Worker {
 
         // insert (a raced duplicate is dropped silently, no counter), then young++
         // (qlen was taken above).
-        let id = match self.reqs.insert(r, now) {
+        let id = match self.reqs.insert_hashed(r, rx.hash, now) {
             Ok(id) => id,
             Err(_) => {
                 l.release_qlen();
@@ -217,7 +218,15 @@ impl Worker {
         // the SYN-ACK goes after insertion; if it cannot be written the timer resends.
         let r = self.reqs.get(id);
         let synack = req_synack(r, &cfg, tsval);
-        let ip = ip_params(&cfg, v6, flow_label(&t.secrets, &key, 0));
+        let ip = ip_params(
+            &cfg,
+            v6,
+            if v6 {
+                flow_label(&t.secrets, &key, 0)
+            } else {
+                0
+            },
+        );
         match reply::build_synack(buf, p, &ip, &synack) {
             Ok(n) => {
                 self.stats.inc(Mib::OutSegs);
@@ -281,7 +290,15 @@ impl Worker {
                 timestamps,
             },
         };
-        let ip = ip_params(cfg, v6, flow_label(&t.secrets, key, 0));
+        let ip = ip_params(
+            cfg,
+            v6,
+            if v6 {
+                flow_label(&t.secrets, key, 0)
+            } else {
+                0
+            },
+        );
         match reply::build_synack(buf, p, &ip, &synack) {
             Ok(n) => {
                 self.stats.inc(Mib::OutSegs);

@@ -8,7 +8,7 @@ use synline_wire::Segment;
 /// Addresses are kept as 16 bytes (IPv4 as `::ffff:a.b.c.d`) so one key type serves both
 /// families in one table; `v6` tells them apart, so an IPv4 flow and the IPv6 flow of its
 /// mapped address are different keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
     /// Local address.
     pub laddr: [u8; 16],
@@ -20,6 +20,31 @@ pub struct FlowKey {
     pub rport: u16,
     /// IPv6 (else IPv4).
     pub v6: bool,
+}
+
+/// Hashed as five 64-bit words: the derived `Hash` would feed the arrays byte-slice by
+/// byte-slice with length prefixes, which showed up in profiles of the SYN path.
+impl core::hash::Hash for FlowKey {
+    #[inline]
+    fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
+        let w = |b: &[u8; 16], i: usize| {
+            u64::from_ne_bytes([
+                b[i],
+                b[i + 1],
+                b[i + 2],
+                b[i + 3],
+                b[i + 4],
+                b[i + 5],
+                b[i + 6],
+                b[i + 7],
+            ])
+        };
+        h.write_u64(w(&self.laddr, 0));
+        h.write_u64(w(&self.laddr, 8));
+        h.write_u64(w(&self.raddr, 0));
+        h.write_u64(w(&self.raddr, 8));
+        h.write_u64(u64::from(self.lport) | u64::from(self.rport) << 16 | u64::from(self.v6) << 32);
+    }
 }
 
 fn octets(a: IpAddr) -> [u8; 16] {

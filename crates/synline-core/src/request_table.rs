@@ -228,17 +228,25 @@ impl RequestTable {
         self.live == 0
     }
 
-    #[inline]
-    fn hash(&self, key: &FlowKey) -> u64 {
-        self.hasher.hash_one(key)
-    }
-
     /// D-2: the request of a 4-tuple.
     #[inline]
     pub fn lookup(&self, key: &FlowKey) -> Option<ReqId> {
+        self.lookup_hashed(key, self.hash(key))
+    }
+
+    /// The table's hash of a key, to pass to [`Self::lookup_hashed`] and
+    /// [`Self::insert_hashed`].
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// [`Self::lookup`] with the hash already computed.
+    #[inline]
+    pub fn lookup_hashed(&self, key: &FlowKey, hash: u64) -> Option<ReqId> {
         let slab = &self.slab;
         self.index
-            .find(self.hash(key), |&i| {
+            .find(hash, |&i| {
                 slab[i as usize].as_ref().is_some_and(|r| r.key == *key)
             })
             .map(|&i| ReqId(i))
@@ -259,8 +267,19 @@ impl RequestTable {
 
     /// inserts `req` and arms its timer at `req.expires`; if its 4-tuple is already
     /// here, gives it back (two SYNs raced). `now` is the caller's clock.
-    pub fn insert(&mut self, mut req: RequestSock, now: Duration) -> Result<ReqId, RequestSock> {
-        if self.lookup(&req.key).is_some() {
+    pub fn insert(&mut self, req: RequestSock, now: Duration) -> Result<ReqId, RequestSock> {
+        let hash = self.hash(&req.key);
+        self.insert_hashed(req, hash, now)
+    }
+
+    /// [`Self::insert`] with the key's hash already computed.
+    pub fn insert_hashed(
+        &mut self,
+        mut req: RequestSock,
+        hash: u64,
+        now: Duration,
+    ) -> Result<ReqId, RequestSock> {
+        if self.lookup_hashed(&req.key, hash).is_some() {
             return Err(req);
         }
         if self.live == 0 {
@@ -268,7 +287,6 @@ impl RequestTable {
             self.next_tick = self.next_tick.max(tick(now));
         }
         req.expires_ns = nanos(self.clamp(req.expires()));
-        let hash = self.hash(&req.key);
         let expires = req.expires();
         let i = match self.free.pop() {
             Some(i) => {

@@ -44,6 +44,13 @@ pub enum Verdict {
     HandedOff,
 }
 
+/// The received segment's 4-tuple and its hash in this worker's table, computed once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rx {
+    pub key: FlowKey,
+    pub hash: u64,
+}
+
 /// A frame on its way to another worker.
 #[derive(Debug)]
 pub struct Handoff {
@@ -163,13 +170,14 @@ impl Worker {
         }
         // D-2: a request sock catches every segment of its 4-tuple before the listener.
         let key = FlowKey::of(&p.seg);
-        if let Some(id) = self.reqs.lookup(&key) {
+        let hash = self.reqs.hash(&key);
+        if let Some(id) = self.reqs.lookup_hashed(&key, hash) {
             return self.check_req(buf, &p, id, now);
         }
         let Some(tables) = self.tables.take() else {
             return Verdict::Pass;
         };
-        let v = self.no_request(&tables, buf, len, &p, now, hops);
+        let v = self.no_request(&tables, buf, len, &p, &Rx { key, hash }, now, hops);
         self.tables = Some(tables);
         v
     }
@@ -180,6 +188,7 @@ impl Worker {
         buf: &mut [u8],
         len: usize,
         p: &ParsedFrame,
+        rx: &Rx,
         now: Duration,
         hops: u8,
     ) -> Verdict {
@@ -195,7 +204,7 @@ impl Worker {
         if !new_syn && usize::from(hops) + 1 < workers && l.qlen() > 0 {
             return self.hand_off(buf, len, hops);
         }
-        self.listener_rcv(t, l, buf, p, now)
+        self.listener_rcv(t, l, buf, p, rx, now)
     }
 
     fn hand_off(&mut self, buf: &[u8], len: usize, hops: u8) -> Verdict {
@@ -251,6 +260,7 @@ impl Worker {
         l: &Arc<Listener>,
         buf: &mut [u8],
         p: &ParsedFrame,
+        rx: &Rx,
         now: Duration,
     ) -> Verdict {
         let f = p.seg.flags;
@@ -258,7 +268,7 @@ impl Worker {
         if !f.syn() && f.ack() && !f.rst() {
             let cfg = l.config();
             if cfg.syncookies != SyncookieMode::Never && l.recent_overflow(now) {
-                if let Some(v) = self.cookie_ack(t, l, &cfg, buf, p, now) {
+                if let Some(v) = self.cookie_ack(t, l, &cfg, buf, p, &rx.key, now) {
                     return v;
                 }
             }
@@ -278,7 +288,7 @@ impl Worker {
             if f.fin() {
                 return self.dropped(DropReason::SynFin);
             }
-            return self.conn_request(t, l, buf, p, now);
+            return self.conn_request(t, l, buf, p, rx, now);
         }
         self.dropped(DropReason::NoFlags)
     }
