@@ -345,3 +345,181 @@ pub fn handshake(h: &mut Harness, p: &mut Peer) -> Reply {
     );
     synack
 }
+
+// ---------------------------------------------------------------------------------------------
+// Helpers of rules_listen.rs and rules_syncookie.rs: frame surgery the emitter cannot do (raw
+// option bytes, urgent pointer, reserved bits, checksums) and the header fields of a reply.
+
+/// Raw frame surgery and reply header fields (rules_listen.rs, rules_syncookie.rs).
+pub mod wirebits {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    use synline_wire::checksum;
+
+    /// (l3, l4, end, v6) of a frame (one optional 802.1Q tag), read without validating it.
+    pub fn offsets(f: &[u8]) -> (usize, usize, usize, bool) {
+        let l3 = if u16::from_be_bytes([f[12], f[13]]) == 0x8100 {
+            18
+        } else {
+            14
+        };
+        let ethertype = u16::from_be_bytes([f[l3 - 2], f[l3 - 1]]);
+        if ethertype == 0x86dd {
+            let l4 = l3 + 40;
+            let plen = usize::from(u16::from_be_bytes([f[l3 + 4], f[l3 + 5]]));
+            (l3, l4, l4 + plen, true)
+        } else {
+            let ihl = usize::from(f[l3] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([f[l3 + 2], f[l3 + 3]]));
+            (l3, l3 + ihl, l3 + total, false)
+        }
+    }
+
+    /// Recomputes the TCP checksum of a frame a test edited.
+    pub fn fix_tcp_checksum(f: &mut [u8]) {
+        let (l3, l4, end, v6) = offsets(f);
+        f[l4 + 16] = 0;
+        f[l4 + 17] = 0;
+        let len = end - l4;
+        let pseudo = if v6 {
+            let s: [u8; 16] = f[l3 + 8..l3 + 24].try_into().unwrap();
+            let d: [u8; 16] = f[l3 + 24..l3 + 40].try_into().unwrap();
+            checksum::pseudo_header_v6(Ipv6Addr::from(s), Ipv6Addr::from(d), 6, len as u32)
+        } else {
+            let s: [u8; 4] = f[l3 + 12..l3 + 16].try_into().unwrap();
+            let d: [u8; 4] = f[l3 + 16..l3 + 20].try_into().unwrap();
+            checksum::pseudo_header_v4(Ipv4Addr::from(s), Ipv4Addr::from(d), 6, len as u16)
+        };
+        let c = checksum::finish(checksum::accumulate(pseudo, &f[l4..end]));
+        f[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
+    }
+
+    /// A segment from `p` whose TCP option bytes are exactly `opts` (a multiple of 4, at most
+    /// 40 bytes): for malformed or unusual options the emitter cannot write.
+    pub fn with_options(
+        p: &Peer,
+        flags: TcpFlags,
+        seq: SeqNumber,
+        ack: SeqNumber,
+        opts: &[u8],
+        payload: &[u8],
+    ) -> Vec<u8> {
+        assert!(
+            opts.len() % 4 == 0 && opts.len() <= 40,
+            "options must fill whole words"
+        );
+        let mut body = opts.to_vec();
+        body.extend_from_slice(payload);
+        let mut f = p.frame(flags, seq, ack, OptionsOut::default(), &body);
+        let (_, l4, _, _) = offsets(&f);
+        f[l4 + 12] = ((((20 + opts.len()) / 4) as u8) << 4) | (f[l4 + 12] & 0x0f);
+        fix_tcp_checksum(&mut f);
+        f
+    }
+
+    /// The SYN of `p` with raw option bytes.
+    pub fn syn_with_options(p: &Peer, opts: &[u8]) -> Vec<u8> {
+        with_options(p, TcpFlags::SYN, p.isn, SeqNumber(0), opts, &[])
+    }
+
+    /// Sets the urgent pointer (checksum fixed).
+    pub fn set_urgent(f: &mut [u8], v: u16) {
+        let (_, l4, _, _) = offsets(f);
+        f[l4 + 18..l4 + 20].copy_from_slice(&v.to_be_bytes());
+        fix_tcp_checksum(f);
+    }
+
+    /// Sets the low nibble of the data-offset byte: the reserved bits, bit 0 being AccECN's AE
+    /// (checksum fixed).
+    pub fn set_reserved(f: &mut [u8], bits: u8) {
+        let (_, l4, _, _) = offsets(f);
+        f[l4 + 12] = (f[l4 + 12] & 0xf0) | (bits & 0x0f);
+        fix_tcp_checksum(f);
+    }
+
+    /// Sets the data offset field to `words` (checksum fixed).
+    pub fn set_data_offset(f: &mut [u8], words: u8) {
+        let (_, l4, _, _) = offsets(f);
+        f[l4 + 12] = (words << 4) | (f[l4 + 12] & 0x0f);
+        fix_tcp_checksum(f);
+    }
+
+    /// Breaks the TCP checksum.
+    pub fn break_tcp_checksum(f: &mut [u8]) {
+        let (_, l4, _, _) = offsets(f);
+        f[l4 + 16] ^= 0x5a;
+    }
+
+    /// Header fields of a reply, as bytes on the wire.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Hdr {
+        /// IPv6 (else IPv4).
+        pub v6: bool,
+        /// IP header length (20 or 40: no IP options, no IPv6 extension header).
+        pub ip_header_len: usize,
+        /// IPv4 protocol / IPv6 next header.
+        pub protocol: u8,
+        /// TTL / hop limit.
+        pub ttl: u8,
+        /// TOS / traffic class.
+        pub tos: u8,
+        /// IPv4 identification (0 for IPv6).
+        pub ident: u16,
+        /// IPv4 flags and fragment offset (0 for IPv6).
+        pub flags_frag: u16,
+        /// IPv6 flow label (0 for IPv4).
+        pub flow_label: u32,
+        /// TCP header length in bytes (data offset * 4).
+        pub tcp_header_len: usize,
+        /// Reserved bits of the data-offset byte (AE is bit 0).
+        pub reserved: u8,
+        /// The TCP flags byte.
+        pub flags: u8,
+        /// Window as written.
+        pub window: u16,
+        /// Urgent pointer.
+        pub urgent: u16,
+        /// The TCP option bytes.
+        pub options: Vec<u8>,
+        /// TCP payload length.
+        pub payload_len: usize,
+    }
+
+    /// The header fields of a reply.
+    pub fn hdr(r: &Reply) -> Hdr {
+        let f = &r.bytes;
+        let (l3, l4, end, v6) = offsets(f);
+        let be16 = |i: usize| u16::from_be_bytes([f[i], f[i + 1]]);
+        let thl = usize::from(f[l4 + 12] >> 4) * 4;
+        let (protocol, ttl, tos, ident, flags_frag, flow_label) = if v6 {
+            let w = u32::from_be_bytes([f[l3], f[l3 + 1], f[l3 + 2], f[l3 + 3]]);
+            (f[l3 + 6], f[l3 + 7], (w >> 20) as u8, 0, 0, w & 0x000f_ffff)
+        } else {
+            (
+                f[l3 + 9],
+                f[l3 + 8],
+                f[l3 + 1],
+                be16(l3 + 4),
+                be16(l3 + 6),
+                0,
+            )
+        };
+        Hdr {
+            v6,
+            ip_header_len: l4 - l3,
+            protocol,
+            ttl,
+            tos,
+            ident,
+            flags_frag,
+            flow_label,
+            tcp_header_len: thl,
+            reserved: f[l4 + 12] & 0x0f,
+            flags: f[l4 + 13],
+            window: be16(l4 + 14),
+            urgent: be16(l4 + 18),
+            options: f[l4 + 20..l4 + thl].to_vec(),
+            payload_len: end - l4 - thl,
+        }
+    }
+}
