@@ -34,6 +34,7 @@ pub mod listener;
 pub mod request_table;
 pub mod secure_seq;
 pub mod settings;
+pub mod siphash;
 pub mod socket;
 pub mod stack;
 pub mod stats;

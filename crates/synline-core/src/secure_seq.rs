@@ -5,9 +5,7 @@
 //! draws no randomness); the binary draws them from the OS at start.
 
 use crate::flow::FlowKey;
-use core::hash::Hasher;
 use core::time::Duration;
-use siphasher::sip::SipHasher24;
 
 /// Keys for every keyed hash of the engine. Generate each from a cryptographic random source.
 #[derive(Clone, PartialEq, Eq)]
@@ -34,12 +32,16 @@ impl Secrets {
     /// Secrets expanded from one 64-bit seed with SipHash. For tests and deterministic replays
     /// only: a deployment draws every key from the OS.
     pub fn from_seed(seed: u64) -> Secrets {
+        let mut master = [0u8; 16];
+        master[..8].copy_from_slice(&seed.to_le_bytes());
         let key = |i: u64| {
             let mut k = [0u8; 16];
             for (j, chunk) in k.chunks_mut(8).enumerate() {
-                let mut h = SipHasher24::new_with_keys(seed, i);
-                h.write_u64(j as u64);
-                chunk.copy_from_slice(&h.finish().to_le_bytes());
+                let word = keyed(
+                    &master,
+                    &[i.to_le_bytes(), (j as u64).to_le_bytes()].concat(),
+                );
+                chunk.copy_from_slice(&word.to_le_bytes());
             }
             k
         };
@@ -54,10 +56,9 @@ impl Secrets {
 }
 
 /// Keyed SipHash-2-4 of `data`.
+#[inline]
 pub(crate) fn keyed(key: &[u8; 16], data: &[u8]) -> u64 {
-    let mut h = SipHasher24::new_with_key(key);
-    h.write(data);
-    h.finish()
+    crate::siphash::siphash24(key, data)
 }
 
 /// ISS = keyed SipHash(4-tuple) + (clock ns >> 6). The clock term makes the ISS of a
@@ -80,12 +81,12 @@ pub fn secure_tcp_ts_off(s: &Secrets, key: &FlowKey) -> u32 {
 /// kernel's auto flow labels change when a retransmission rehashes `sk_txhash`. Never 0,
 /// since 0 means "no label".
 pub fn flow_label(s: &Secrets, key: &FlowKey, attempt: u8) -> u32 {
-    let mut buf = [0u8; 36];
-    let n = key.hash_input(&mut buf);
-    let mut h = SipHasher24::new_with_key(&s.flow_label);
-    h.write(&buf[..n]);
-    h.write_u8(attempt);
-    let l = (h.finish() as u32) & 0x000f_ffff;
+    let mut buf = [0u8; 37];
+    let mut t = [0u8; 36];
+    let n = key.hash_input(&mut t);
+    buf[..n].copy_from_slice(&t[..n]);
+    buf[n] = attempt;
+    let l = (keyed(&s.flow_label, &buf[..n + 1]) as u32) & 0x000f_ffff;
     if l == 0 {
         1
     } else {
