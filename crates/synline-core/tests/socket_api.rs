@@ -182,6 +182,41 @@ fn a3_requests_outlive_close_until_a_segment_or_timer() {
     }
 }
 
+/// "a segment hitting one drops it and, with no listener left, gets an RST": when a
+/// new listener holds the port again (a server restarted), the segment is looked up again
+/// (the kernel's `goto lookup`) and the new listener takes it: a retransmitted SYN starts a
+/// new request there instead of being reset.
+#[test]
+#[ignore = "BUG: A-3 a segment on a closed listener's request always gets an RST (check_req.rs:134-140), even when a new listener holds the port"]
+fn a3_segment_on_stale_request_goes_to_new_listener() {
+    let mut h = Harness::new(ListenerConfig::default(), 128);
+    let mut p = Peer::v4(40000);
+    syn(&mut h, &mut p);
+    let old = h.listener().clone();
+    assert!(h.sock.close().is_empty());
+    let mut again = h.stack.socket(AddressFamily::Inet).unwrap();
+    again.bind(v4_server()).unwrap();
+    again.listen(128).unwrap();
+    let new = again.listener().unwrap().clone();
+
+    h.advance(ms(500));
+    let out = h.feed(&p.syn());
+    let r = out.reply();
+    assert!(
+        r.is_synack(),
+        "the new listener answers the SYN: {:?}",
+        r.flags()
+    );
+    assert_eq!(r.ack(), p.isn + 1);
+    assert_eq!(old.qlen(), 0, "the stale request is gone");
+    assert_eq!(new.qlen(), 1, "a request of the new listener");
+    assert_eq!(h.stack.live_requests(), 1);
+    assert_eq!(h.stats().get(Mib::OutRsts), 0);
+    p.learn(r);
+    assert_eq!(h.feed(&p.third_ack(&[])).verdict, Verdict::Consumed);
+    assert_eq!(again.accept().unwrap().remote, p.addr);
+}
+
 // =======================================================================================
 // listen(): B.
 
