@@ -45,13 +45,15 @@ pub fn in_window(seq: SeqNumber, end_seq: SeqNumber, s_win: SeqNumber, e_win: Se
 }
 
 /// PAWS against the SYN's TSval (`tcp_paws_reject` with the request's values): reject an
-/// older TSval when the reference is non-zero, except an RST while the reference is younger
-/// than 60 s (the request's age is taken as its current RTO, as the kernel does).
+/// older TSval when the reference is non-zero. An RST is let through only once the reference
+/// is at least TCP_PAWS_MSL (60 s) old, the kernel's relaxation for peers whose clock went back
+/// on a reboot; a request's reference is as old as its current RTO (`ts_recent_stamp` is set to
+/// now minus `reqsk_timeout`), so that takes six timeouts (64 s).
 pub fn paws_reject(ts_recent: u32, tsval: u32, rst: bool, num_timeout: u8) -> bool {
     if ts_recent == 0 || (ts_recent.wrapping_sub(tsval) as i32) <= 0 {
         return false;
     }
-    !(rst && reqsk_timeout(num_timeout) <= PAWS_MSL)
+    !(rst && reqsk_timeout(num_timeout) >= PAWS_MSL)
 }
 
 /// The kernel's `between(seq, low, high)`.
@@ -118,26 +120,34 @@ impl Worker {
         false
     }
 
-    /// Section 8.
+    /// Section 8. `None` when the segment goes on to the listener (the kernel's `return sk`
+    /// from `tcp_check_req`: R-3).
     pub(crate) fn check_req(
         &mut self,
         buf: &mut [u8],
         p: &ParsedFrame,
         id: ReqId,
         now: Duration,
-    ) -> Verdict {
+    ) -> Option<Verdict> {
         let seg = p.seg;
         let l = self.reqs.get(id).listener.clone();
 
-        // the listener is gone: drop the request; the segment meets no listener, so it
-        // gets the RST of a closed port.
+        // the listener is gone: drop the request and look again (the kernel's
+        // `goto lookup`): a new listener on the port takes the segment; with none left, the
+        // segment gets the RST of a closed port.
         if !l.is_listening() {
             self.remove_request(id);
-            return if seg.flags.rst() {
+            let relisten = self
+                .tables_ref()
+                .is_some_and(|t| t.lookup(seg.dst, seg.dst_port).is_some());
+            if relisten {
+                return None;
+            }
+            return Some(if seg.flags.rst() {
                 self.dropped(DropReason::ListenerClosed)
             } else {
                 self.send_rst(buf, p)
-            };
+            });
         }
         let cfg = l.config();
         let (f, rst) = (seg.flags, seg.flags.rst());
@@ -159,13 +169,13 @@ impl Worker {
 
         // a retransmitted SYN gets the SYN-ACK again (rate-limited) and resets the timer.
         if seg.seq == r.irs && f.syn() && !f.ack() && !rst && !paws {
-            return self.rtx_synack_in_place(buf, p, id, &cfg, now);
+            return Some(self.rtx_synack_in_place(buf, p, id, &cfg, now));
         }
 
-        // a wrong ACK value goes to the listener, which resets it; R is untouched.
-        // 6.18: the RST bit is looked at first, so RST|ACK is not handled here.
+        // a wrong ACK value goes to the listener (L-1's cookie check, then L-2's RST);
+        // R is untouched. 6.18: the RST bit is looked at first, so RST|ACK is not handled here.
         if f.ack() && !rst && seg.ack != r.iss + 1 {
-            return self.send_rst(buf, p);
+            return None;
         }
 
         //
@@ -185,11 +195,12 @@ impl Worker {
                 DropReason::OutOfWindow
             };
             if answer {
-                return self
-                    .send_req_ack(buf, p, id, &cfg, now)
-                    .unwrap_or_else(|| self.dropped(reason));
+                return Some(
+                    self.send_req_ack(buf, p, id, &cfg, now)
+                        .unwrap_or_else(|| self.dropped(reason)),
+                );
             }
-            return self.dropped(if rst { reason } else { DropReason::RateLimited });
+            return Some(self.dropped(if rst { reason } else { DropReason::RateLimited }));
         }
 
         // TS.Recent follows an in-window segment that does not start beyond RCV.NXT.
@@ -206,15 +217,15 @@ impl Worker {
         if rst || syn {
             if rst && seg.seq != rcv_nxt {
                 self.stats.inc(Mib::TCPChallengeACK);
-                return self.send_challenge_ack(buf, p, id, &cfg);
+                return Some(self.send_challenge_ack(buf, p, id, &cfg));
             }
             self.stats.inc(Mib::AttemptFails);
-            return self.embryonic_reset(buf, p, id, rst);
+            return Some(self.embryonic_reset(buf, p, id, rst));
         }
 
         //
         if !f.ack() {
-            return self.dropped(DropReason::NoAck);
+            return Some(self.dropped(DropReason::NoAck));
         }
 
         // TCP_DEFER_ACCEPT keeps a bare ACK waiting for data.
@@ -222,7 +233,7 @@ impl Worker {
         if r.num_timeout < cfg.defer_accept_retrans() && seg.end_seq() == r.irs + 1 {
             self.reqs.get_mut(id).flags |= flag::ACKED;
             self.stats.inc(Mib::TCPDeferAcceptDrop);
-            return self.dropped(DropReason::DeferAccept);
+            return Some(self.dropped(DropReason::DeferAccept));
         }
 
         // the child. R-11 (another CPU converted R first) cannot happen: one worker owns R.
@@ -231,14 +242,14 @@ impl Worker {
         if self.syn_recv_sock(&l, &open, &seg, payload, false) {
             // C-3, C-6: the child replaces R; its timer goes; qlen--, young-- once.
             self.remove_request(id);
-            return Verdict::Consumed;
+            return Some(Verdict::Consumed);
         }
         //
         if !cfg.abort_on_overflow {
             self.reqs.get_mut(id).flags |= flag::ACKED;
-            return self.dropped(DropReason::AcceptQueueFullKeep);
+            return Some(self.dropped(DropReason::AcceptQueueFullKeep));
         }
-        self.embryonic_reset(buf, p, id, false)
+        Some(self.embryonic_reset(buf, p, id, false))
     }
 
     /// R-6/R-10 `embryonic_reset`: RST unless the segment was one, remove R, EmbryonicRsts.
@@ -560,10 +571,17 @@ mod tests {
         assert!(!paws_reject(1000, 1001, false, 0));
         assert!(!paws_reject(0, 5, false, 0), "no reference");
         assert!(
-            !paws_reject(1000, 999, true, 0),
-            "RST while the reference is young"
+            paws_reject(1000, 999, true, 0),
+            "an RST while the reference is young"
         );
-        assert!(paws_reject(1000, 999, true, 6), "RST after 64 s of backoff");
+        assert!(
+            paws_reject(1000, 999, true, 5),
+            "32 s is younger than TCP_PAWS_MSL"
+        );
+        assert!(
+            !paws_reject(1000, 999, true, 6),
+            "an RST once the reference is 64 s old"
+        );
     }
 
     proptest! {

@@ -173,12 +173,34 @@ impl Listener {
     }
 }
 
-/// Cookie secrets with the previous generation kept for the two-minute life of its cookies.
+/// Previous cookie secret pairs kept. A pair validates cookies for two minutes after it is
+/// retired (a cookie issued just before the rotation lives that long), so with rotations at
+/// most once a minute two previous pairs cover every live cookie. Rotating faster retires
+/// the oldest pair early: its cookies fail (SyncookiesFailed) and those clients retry.
+pub(crate) const PREVIOUS_COOKIE_KEYS: usize = 2;
+
+/// Cookie secrets, with retired pairs kept for the life of their cookies.
 #[derive(Debug, Clone)]
 pub(crate) struct CookieKeys {
     pub current: [[u8; 16]; 2],
-    /// The keys before the last rotation and when they were retired.
-    pub previous: Option<([[u8; 16]; 2], Duration)>,
+    /// Retired pairs, newest first, with the time each was retired.
+    pub previous: [Option<([[u8; 16]; 2], Duration)>; PREVIOUS_COOKIE_KEYS],
+}
+
+impl CookieKeys {
+    pub fn new(current: [[u8; 16]; 2]) -> Self {
+        CookieKeys {
+            current,
+            previous: [None; PREVIOUS_COOKIE_KEYS],
+        }
+    }
+
+    /// Makes `keys` current and retires the current pair at `now`.
+    pub fn rotate(&mut self, keys: [[u8; 16]; 2], now: Duration) {
+        self.previous.rotate_right(1);
+        self.previous[0] = Some((self.current, now));
+        self.current = keys;
+    }
 }
 
 /// An immutable snapshot of what every worker reads: listeners and secrets.
@@ -193,10 +215,7 @@ pub(crate) struct Tables {
 
 impl Tables {
     pub fn new(secrets: Secrets) -> Self {
-        let cookie = CookieKeys {
-            current: secrets.cookie,
-            previous: None,
-        };
+        let cookie = CookieKeys::new(secrets.cookie);
         Tables {
             listeners: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0)),
             bound: Vec::new(),

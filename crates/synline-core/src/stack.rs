@@ -1,7 +1,7 @@
 //! The stack: what a network namespace is to the kernel. It holds the listener table, the
 //! secrets, the global request cap and every worker's counters, and it makes the workers.
 
-use crate::listener::{CookieKeys, Tables};
+use crate::listener::Tables;
 use crate::secure_seq::Secrets;
 use crate::stats::{Snapshot, WorkerStats};
 use crate::worker::{Handoff, Worker};
@@ -139,15 +139,10 @@ impl Stack {
         self.shared.live_requests.load(Ordering::Relaxed)
     }
 
-    /// Replaces the SYN-cookie secrets; the old pair keeps validating its cookies for their
-    /// two-minute life (issue 5). `now` is the caller's clock.
+    /// Replaces the SYN-cookie secrets. Retired pairs keep validating their cookies for their
+    /// two-minute life, as long as rotations are at least a minute apart (see
+    /// `listener::PREVIOUS_COOKIE_KEYS`). `now` is the caller's clock.
     pub fn rotate_cookie_secrets(&self, keys: [[u8; 16]; 2], now: Duration) {
-        self.shared.update_tables(|t| {
-            let prev = t.cookie.current;
-            t.cookie = CookieKeys {
-                current: keys,
-                previous: Some((prev, now)),
-            };
-        });
+        self.shared.update_tables(|t| t.cookie.rotate(keys, now));
     }
 }

@@ -126,7 +126,7 @@ pub fn cookie_check_with(
     (idx < MSS_TABLE_V4.len() as u32).then_some(idx)
 }
 
-/// K-5 with rotation: the current secrets, then the previous pair while its cookies live.
+/// K-5 with rotation: the current secrets, then each retired pair while its cookies live.
 pub(crate) fn cookie_check(
     keys: &CookieKeys,
     key: &FlowKey,
@@ -135,15 +135,15 @@ pub(crate) fn cookie_check(
     now: Duration,
 ) -> Option<u32> {
     let count = cookie_time(now);
-    cookie_check_with(&keys.current, key, cookie, client_isn, count).or_else(|| {
-        let (prev, retired) = keys.previous.as_ref()?;
-        let life = Duration::from_secs(SYNCOOKIE_PERIOD_SECS * u64::from(MAX_SYNCOOKIE_AGE));
-        if now < *retired + life {
-            cookie_check_with(prev, key, cookie, client_isn, count)
-        } else {
-            None
-        }
-    })
+    if let Some(idx) = cookie_check_with(&keys.current, key, cookie, client_isn, count) {
+        return Some(idx);
+    }
+    let life = Duration::from_secs(SYNCOOKIE_PERIOD_SECS * u64::from(MAX_SYNCOOKIE_AGE));
+    keys.previous
+        .iter()
+        .flatten()
+        .filter(|(_, retired)| now < *retired + life)
+        .find_map(|(prev, _)| cookie_check_with(prev, key, cookie, client_isn, count))
 }
 
 /// Options a cookie carries in the timestamp (K-3, K-6).
@@ -295,10 +295,8 @@ mod tests {
         let old = [[1; 16], [2; 16]];
         let now = Duration::from_secs(600);
         let c = cookie_init_sequence(&old, &k, 5, cookie_time(now), 1);
-        let keys = CookieKeys {
-            current: KEYS,
-            previous: Some((old, now)),
-        };
+        let mut keys = CookieKeys::new(old);
+        keys.rotate(KEYS, now);
         assert_eq!(
             cookie_check(&keys, &k, c, 5, now + Duration::from_secs(30)),
             Some(1)
@@ -308,11 +306,16 @@ mod tests {
             cookie_check(&keys, &k, c, 5, now + Duration::from_secs(121)),
             None
         );
-        let no_prev = CookieKeys {
-            current: KEYS,
-            previous: None,
-        };
+        let no_prev = CookieKeys::new(KEYS);
         assert_eq!(cookie_check(&no_prev, &k, c, 5, now), None);
+        // Two rotations a minute apart: the pair retired first still covers its cookies.
+        let mut twice = CookieKeys::new(old);
+        twice.rotate([[5; 16], [6; 16]], now);
+        twice.rotate(KEYS, now + Duration::from_secs(60));
+        assert_eq!(
+            cookie_check(&twice, &k, c, 5, now + Duration::from_secs(70)),
+            Some(1)
+        );
     }
 
     #[test]

@@ -171,8 +171,14 @@ impl Worker {
         // D-2: a request sock catches every segment of its 4-tuple before the listener.
         let key = FlowKey::of(&p.seg);
         let hash = self.reqs.hash(&key);
+        // R-3 sends the segment on to the listener, and then it must not travel to other
+        // workers: its flow is here.
+        let mut hops = hops;
         if let Some(id) = self.reqs.lookup_hashed(&key, hash) {
-            return self.check_req(buf, &p, id, now);
+            match self.check_req(buf, &p, id, now) {
+                Some(v) => return v,
+                None => hops = u8::MAX,
+            }
         }
         let Some(tables) = self.tables.take() else {
             return Verdict::Pass;
@@ -201,7 +207,7 @@ impl Worker {
         let f = p.seg.flags;
         let new_syn = f.syn() && !f.ack() && !f.rst();
         let workers = self.shared.config.workers;
-        if !new_syn && usize::from(hops) + 1 < workers && l.qlen() > 0 {
+        if !new_syn && usize::from(hops).saturating_add(1) < workers && l.qlen() > 0 {
             return self.hand_off(buf, len, hops);
         }
         self.listener_rcv(t, l, buf, p, rx, now)

@@ -171,7 +171,7 @@ fn r1_paws_needs_nonzero_reference() {
 /// R-1 + R-4: a PAWS-rejected RST (older TSval, a young request) is dropped with no reply
 /// and leaves the request alone; R-4 sends nothing for an RST.
 #[test]
-#[ignore = "BUG: R-1 PAWS exempts an old-TSval RST on a young request, which then kills R (check_req.rs:54 inverts the MSL test)"]
+
 fn r1_paws_rejected_rst_keeps_request() {
     let (mut h, p, synack) = requested();
     let f = p.frame(
@@ -515,7 +515,7 @@ fn r3_checked_before_window_paws_and_tsecr() {
 /// R-3 hands the segment to the listener, where L-1 runs the cookie check first (SYN clear,
 /// ACK set, cookies on, an overflow recorded recently): SyncookiesFailed, then the RST.
 #[test]
-#[ignore = "BUG: R-3 RST is sent in check_req.rs:167 without the listener's L-1 cookie check (SyncookiesFailed not counted)"]
+
 fn r3_wrong_ack_goes_through_listener_cookie_check() {
     let mut h = Harness::new(ListenerConfig::default(), 1);
     let mut a = Peer::v4(1);

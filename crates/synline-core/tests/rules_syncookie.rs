@@ -573,7 +573,7 @@ fn k5_rotated_secrets_keep_issued_cookies_valid() {
 /// rotation is still young when the next rotation comes, and must stay valid
 /// (stack.rs: "the old pair keeps validating its cookies for their two-minute life").
 #[test]
-#[ignore = "BUG: a second rotation drops the secrets of cookies that are still within their life (only one previous pair kept)"]
+
 fn k5_rotation_every_minute_keeps_young_cookies_valid() {
     let mut h = Harness::new(always(), 128);
     let mut p = Peer::v4(40000);

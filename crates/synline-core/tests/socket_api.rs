@@ -187,7 +187,6 @@ fn a3_requests_outlive_close_until_a_segment_or_timer() {
 /// (the kernel's `goto lookup`) and the new listener takes it: a retransmitted SYN starts a
 /// new request there instead of being reset.
 #[test]
-#[ignore = "BUG: A-3 a segment on a closed listener's request always gets an RST (check_req.rs:134-140), even when a new listener holds the port"]
 fn a3_segment_on_stale_request_goes_to_new_listener() {
     let mut h = Harness::new(ListenerConfig::default(), 128);
     let mut p = Peer::v4(40000);
