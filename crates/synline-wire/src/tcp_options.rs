@@ -65,43 +65,45 @@ pub struct TcpOptions {
 
 impl TcpOptions {
     /// Parses the option bytes of a TCP header (S-7). Never fails: malformed options stop parsing.
+    ///
+    /// Written with slice patterns rather than indices: every length is checked by the pattern
+    /// itself, so the loop has no bounds checks left (this runs on every SYN).
     pub fn parse(opts: &[u8]) -> TcpOptions {
         let mut out = TcpOptions::default();
-        let mut i = 0;
-        while i < opts.len() {
-            let k = opts[i];
-            if k == kind::EOL {
-                break;
-            }
-            if k == kind::NOP {
-                i += 1;
-                continue;
-            }
-            // Every other kind needs a length byte that covers itself and fits in the header.
-            let Some(&size) = opts.get(i + 1) else { break };
-            let size = usize::from(size);
-            if size < 2 || size > opts.len() - i {
-                break;
-            }
-            let body = &opts[i + 2..i + size];
-            match (k, size) {
-                (kind::MSS, 4) => {
-                    let mss = u16::from_be_bytes([body[0], body[1]]);
-                    if mss != 0 {
-                        out.mss = Some(mss);
+        let mut rest = opts;
+        loop {
+            rest = match rest {
+                [] | [kind::EOL, ..] => break,
+                [kind::NOP, tail @ ..] => tail,
+                // Every other kind needs a length byte that covers itself and fits in the header;
+                // a kind byte with no room for its length stops parsing too.
+                [k, size, ..] => {
+                    let size = usize::from(*size);
+                    if size < 2 || size > rest.len() {
+                        break;
                     }
+                    let (opt, tail) = rest.split_at(size);
+                    match (*k, opt) {
+                        (kind::MSS, &[_, _, a, b]) => {
+                            let mss = u16::from_be_bytes([a, b]);
+                            if mss != 0 {
+                                out.mss = Some(mss);
+                            }
+                        }
+                        (kind::WS, &[_, _, shift]) => out.wscale = Some(shift.min(MAX_WSCALE)),
+                        (kind::SACK_PERM, &[_, _]) => out.sack_permitted = true,
+                        (kind::TS, &[_, _, v0, v1, v2, v3, e0, e1, e2, e3]) => {
+                            out.timestamps = Some(Timestamps {
+                                tsval: u32::from_be_bytes([v0, v1, v2, v3]),
+                                tsecr: u32::from_be_bytes([e0, e1, e2, e3]),
+                            })
+                        }
+                        _ => {}
+                    }
+                    tail
                 }
-                (kind::WS, 3) => out.wscale = Some(body[0].min(MAX_WSCALE)),
-                (kind::SACK_PERM, 2) => out.sack_permitted = true,
-                (kind::TS, 10) => {
-                    out.timestamps = Some(Timestamps {
-                        tsval: u32::from_be_bytes([body[0], body[1], body[2], body[3]]),
-                        tsecr: u32::from_be_bytes([body[4], body[5], body[6], body[7]]),
-                    })
-                }
-                _ => {}
-            }
-            i += size;
+                [_] => break,
+            };
         }
         out
     }
@@ -144,6 +146,31 @@ impl OptionsOut {
     /// Whether no option is written.
     pub const fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The options' contribution to a one's-complement checksum, computed from the values
+    /// (congruent modulo 0xffff to `checksum::accumulate` over what [`emit`](Self::emit) writes,
+    /// and zero exactly when nothing is written), so a builder need not read the bytes back.
+    #[inline]
+    pub const fn checksum_sum(&self) -> u64 {
+        let mut s = 0;
+        if let Some(mss) = self.mss {
+            s += ((kind::MSS as u64) << 8 | 4) + mss as u64;
+        }
+        if let Some(ts) = self.timestamps {
+            s += if self.sack_permitted {
+                (kind::SACK_PERM as u64) << 8 | 2
+            } else {
+                (kind::NOP as u64) << 8 | kind::NOP as u64
+            };
+            s += ((kind::TS as u64) << 8 | 10) + ts.tsval as u64 + ts.tsecr as u64;
+        } else if self.sack_permitted {
+            s += ((kind::NOP as u64) << 8 | kind::NOP as u64) + ((kind::SACK_PERM as u64) << 8 | 2);
+        }
+        if let Some(ws) = self.wscale {
+            s += ((kind::NOP as u64) << 8 | kind::WS as u64) + (3 << 8 | ws as u64);
+        }
+        s
     }
 
     /// Writes the options into `buf[..self.len()]`; returns the length, or `None` if `buf` is short.
@@ -351,6 +378,61 @@ mod tests {
             })
     }
 
+    /// The straightforward index-based S-7 parser, kept as the reference the slice-pattern
+    /// version must agree with on every input.
+    fn reference_parse(opts: &[u8]) -> TcpOptions {
+        let mut out = TcpOptions::default();
+        let mut i = 0;
+        while i < opts.len() {
+            let k = opts[i];
+            if k == kind::EOL {
+                break;
+            }
+            if k == kind::NOP {
+                i += 1;
+                continue;
+            }
+            let Some(&size) = opts.get(i + 1) else { break };
+            let size = usize::from(size);
+            if size < 2 || size > opts.len() - i {
+                break;
+            }
+            let body = &opts[i + 2..i + size];
+            match (k, size) {
+                (kind::MSS, 4) => {
+                    let mss = u16::from_be_bytes([body[0], body[1]]);
+                    if mss != 0 {
+                        out.mss = Some(mss);
+                    }
+                }
+                (kind::WS, 3) => out.wscale = Some(body[0].min(MAX_WSCALE)),
+                (kind::SACK_PERM, 2) => out.sack_permitted = true,
+                (kind::TS, 10) => {
+                    out.timestamps = Some(Timestamps {
+                        tsval: u32::from_be_bytes([body[0], body[1], body[2], body[3]]),
+                        tsecr: u32::from_be_bytes([body[4], body[5], body[6], body[7]]),
+                    })
+                }
+                _ => {}
+            }
+            i += size;
+        }
+        out
+    }
+
+    /// Option-shaped bytes: mostly real kinds and plausible lengths, so the differential test
+    /// reaches deep into the list instead of stopping at the first random length.
+    fn optionish() -> impl Strategy<Value = std::vec::Vec<u8>> {
+        proptest::collection::vec(
+            prop_oneof![
+                4 => prop::sample::select(std::vec![0u8, 1, 2, 3, 4, 8, 30, 254]),
+                2 => 0u8..12,
+                1 => any::<u8>(),
+            ],
+            0..40,
+        )
+    }
+
     proptest! {
         /// Emit then parse gives back what was emitted.
         #[test]
@@ -363,6 +445,23 @@ mod tests {
             prop_assert_eq!(p.wscale, o.wscale);
             prop_assert_eq!(p.sack_permitted, o.sack_permitted);
             prop_assert_eq!(p.timestamps, o.timestamps);
+        }
+
+        /// The checksum contribution computed from the values is the one summed over the bytes.
+        #[test]
+        fn checksum_sum_matches_emitted_bytes(o in arb_out(), mss0 in any::<bool>()) {
+            let o = OptionsOut { mss: if mss0 { Some(0) } else { o.mss }, ..o };
+            let mut b = [0u8; 20];
+            let n = o.emit(&mut b).unwrap();
+            let bytes = crate::checksum::accumulate(0, &b[..n]);
+            prop_assert_eq!(crate::checksum::fold(o.checksum_sum()), crate::checksum::fold(bytes));
+            prop_assert_eq!(o.checksum_sum() == 0, bytes == 0);
+        }
+
+        /// The slice-pattern parser is the reference parser, on any bytes.
+        #[test]
+        fn parse_matches_reference(b in optionish()) {
+            prop_assert_eq!(TcpOptions::parse(&b), reference_parse(&b));
         }
 
         /// Any bytes parse without panicking, and the result respects S-7's bounds.
