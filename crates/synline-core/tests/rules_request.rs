@@ -171,7 +171,6 @@ fn r1_paws_needs_nonzero_reference() {
 /// R-1 + R-4: a PAWS-rejected RST (older TSval, a young request) is dropped with no reply
 /// and leaves the request alone; R-4 sends nothing for an RST.
 #[test]
-
 fn r1_paws_rejected_rst_keeps_request() {
     let (mut h, p, synack) = requested();
     let f = p.frame(
@@ -515,7 +514,6 @@ fn r3_checked_before_window_paws_and_tsecr() {
 /// R-3 hands the segment to the listener, where L-1 runs the cookie check first (SYN clear,
 /// ACK set, cookies on, an overflow recorded recently): SyncookiesFailed, then the RST.
 #[test]
-
 fn r3_wrong_ack_goes_through_listener_cookie_check() {
     let mut h = Harness::new(ListenerConfig::default(), 1);
     let mut a = Peer::v4(1);
