@@ -413,21 +413,21 @@ fn t4_failed_retransmit_keeps_acked_request() {
 #[test]
 fn t7_defer_accept_timeline() {
     // (defer_accept_secs, bare ACK before the first firing, SYN-ACK times (s, nominal),
-    //  RTO before expiry)
+    //  RTO before expiry, firings (T-3: TCPTimeouts, quiet ones included))
     // D = secs_to_retrans: 5 s -> 3, 100 s -> 7, 1 s -> 1.
-    let table: &[(u32, bool, &[u64], u64)] = &[
+    let table: &[(u32, bool, &[u64], u64, u64)] = &[
         // Not acked: defer changes nothing.
-        (5, false, &[1, 3, 7, 15, 31], 32),
+        (5, false, &[1, 3, 7, 15, 31], 32, 6),
         // Acked, D = 3: quiet until num_timeout >= D - 1 = 2 (the 7 s firing), expiry at
         // num_timeout 5 (>= R_max and >= D).
-        (5, true, &[7, 15, 31], 32),
+        (5, true, &[7, 15, 31], 32, 6),
         // Acked, D = 7 > R_max: quiet until num_timeout 6 (127 s), expiry needs
         // num_timeout >= 7 (127 + 120 s).
-        (100, true, &[127], 120),
+        (100, true, &[127], 120, 8),
         // Acked, D = 1: resends from num_timeout 0 on.
-        (1, true, &[1, 3, 7, 15, 31], 32),
+        (1, true, &[1, 3, 7, 15, 31], 32, 6),
     ];
-    for &(d, acked, synacks, last) in table {
+    for &(d, acked, synacks, last, firings) in table {
         let (mut h, p, _) = requested(defer(d));
         let t0 = h.now;
         if acked {
@@ -437,8 +437,14 @@ fn t7_defer_accept_timeline() {
                 Verdict::Drop(DropReason::DeferAccept)
             );
         }
+        let mut frames = h.run_until(t0 + ms(1500));
+        assert_eq!(
+            (h.qlen(), h.young()),
+            (1, 0),
+            "defer {d} s, acked {acked}: T-5 young-- at the first firing, resent or not"
+        );
         let end = *synacks.last().unwrap() + last;
-        let frames = h.run_until(t0 + secs(end) - ms(1));
+        frames.extend(h.run_until(t0 + secs(end) - ms(1)));
         let fired: Vec<Duration> = frames.iter().map(|(t, _)| *t).collect();
         assert_eq!(fired.len(), synacks.len(), "defer {d} s, acked {acked}");
         for (k, (&t, &nominal)) in fired.iter().zip(synacks).enumerate() {
@@ -458,6 +464,11 @@ fn t7_defer_accept_timeline() {
         );
         assert_eq!((h.qlen(), h.young()), (0, 0));
         assert_eq!(h.stats().get(Mib::TCPSynRetrans), synacks.len() as u64);
+        assert_eq!(
+            h.stats().get(Mib::TCPTimeouts),
+            firings,
+            "defer {d} s, acked {acked}"
+        );
     }
 }
 
