@@ -272,7 +272,7 @@ impl Worker {
     pub(crate) fn remove_request(&mut self, id: ReqId) {
         let r = self.reqs.remove(id);
         r.listener.reqsk_removed(r.num_timeout);
-        self.shared.release_request();
+        self.stats.set_requests(self.reqs.len());
     }
 
     /// `inet_rtx_syn_ack` into the buffer of the duplicate SYN.

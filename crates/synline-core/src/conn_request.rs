@@ -163,8 +163,8 @@ impl Worker {
             return self.cookie_synack(t, l, &cfg, buf, p, &key, opts, ts_off, now);
         }
 
-        // S-6: the global cap stands for the kernel's failed allocation.
-        if !self.shared.reserve_request() {
+        // S-6: the cap on live requests stands for the kernel's failed allocation.
+        if self.reqs.len() >= self.request_cap() {
             l.release_qlen();
             self.stats.inc(Mib::ListenDrops);
             return self.dropped(DropReason::RequestCap);
@@ -203,17 +203,16 @@ impl Worker {
         r.rcv_wnd = cfg.rcv_wnd(v6, opts.ts.is_some());
         r.set_expires(now + TIMEOUT_INIT);
 
-        // insert (a raced duplicate is dropped silently, no counter), then young++
-        // (qlen was taken above).
+        // insert (a raced duplicate is dropped silently, no counter); qlen and young
+        // were taken above.
         let id = match self.reqs.insert_hashed(r, rx.hash, now) {
             Ok(id) => id,
             Err(_) => {
                 l.release_qlen();
-                self.shared.release_request();
                 return self.dropped(DropReason::SynRace);
             }
         };
-        l.young_inc();
+        self.stats.set_requests(self.reqs.len());
 
         // the SYN-ACK goes after insertion; if it cannot be written the timer resends.
         let r = self.reqs.get(id);

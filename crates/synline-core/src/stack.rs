@@ -5,7 +5,7 @@ use crate::listener::Tables;
 use crate::secure_seq::Secrets;
 use crate::stats::{Snapshot, WorkerStats};
 use crate::worker::{Handoff, Worker};
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 use crossbeam::queue::ArrayQueue;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,8 +17,10 @@ pub struct StackConfig {
     pub workers: usize,
     /// `net.core.somaxconn`: the cap on B (default 4096). Also sizes each accept list.
     pub somaxconn: u32,
-    /// Hard cap on live request socks over all workers: the engine's memory bound. A SYN
-    /// beyond it is dropped as an allocation failure (S-6, ListenDrops).
+    /// Hard cap on live request socks over all workers: the engine's memory bound. Each
+    /// worker may hold `max_requests / workers`, so the cap costs no shared
+    /// counter on the hot path; a SYN beyond its worker's share is dropped as an allocation
+    /// failure (S-6, ListenDrops).
     pub max_requests: usize,
     /// Requests each worker's table has room for before it grows.
     pub requests_per_worker_hint: usize,
@@ -45,7 +47,6 @@ pub(crate) struct Shared {
     /// Bumped whenever `tables` changes; workers compare it once per frame.
     pub generation: AtomicU64,
     pub tables: Mutex<Arc<Tables>>,
-    pub live_requests: AtomicUsize,
     pub stats: Vec<Arc<WorkerStats>>,
     pub handoff: Vec<ArrayQueue<Handoff>>,
     pub taken: Mutex<Vec<bool>>,
@@ -63,20 +64,6 @@ impl Shared {
         f(&mut t);
         *guard = Arc::new(t);
         self.generation.fetch_add(1, Ordering::Release);
-    }
-
-    /// S-6: reserves one request under the global cap.
-    pub fn reserve_request(&self) -> bool {
-        let cap = self.config.max_requests;
-        self.live_requests
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < cap).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    pub fn release_request(&self) {
-        self.live_requests.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -96,7 +83,6 @@ impl Stack {
                 config,
                 generation: AtomicU64::new(0),
                 tables: Mutex::new(Arc::new(Tables::new(secrets))),
-                live_requests: AtomicUsize::new(0),
                 stats: (0..workers)
                     .map(|_| Arc::new(WorkerStats::default()))
                     .collect(),
@@ -136,7 +122,7 @@ impl Stack {
 
     /// Live request socks over all workers.
     pub fn live_requests(&self) -> usize {
-        self.shared.live_requests.load(Ordering::Relaxed)
+        self.shared.stats.iter().map(|w| w.requests()).sum()
     }
 
     /// Replaces the SYN-cookie secrets. Retired pairs keep validating their cookies for their

@@ -89,6 +89,8 @@ pub struct WorkerStats {
     drops: [AtomicU64; DropReason::COUNT],
     /// Segments handed to another worker (the flow's owner) or received from one.
     handoffs: AtomicU64,
+    /// Live request socks in the worker's shard (a gauge).
+    requests: AtomicU64,
 }
 
 impl Default for WorkerStats {
@@ -97,6 +99,7 @@ impl Default for WorkerStats {
             mib: [const { AtomicU64::new(0) }; N_MIB],
             drops: [const { AtomicU64::new(0) }; DropReason::COUNT],
             handoffs: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
         }
     }
 }
@@ -118,6 +121,17 @@ impl WorkerStats {
     #[inline]
     pub fn dropped(&self, r: DropReason) {
         bump(&self.drops[r as usize]);
+    }
+
+    /// Sets the live-request gauge.
+    #[inline]
+    pub fn set_requests(&self, n: usize) {
+        self.requests.store(n as u64, Relaxed);
+    }
+
+    /// The live-request gauge.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Relaxed) as usize
     }
 
     /// Adds one to the hand-off counter.

@@ -95,6 +95,12 @@ impl Worker {
         self.reqs.len()
     }
 
+    /// This worker's share of `StackConfig::max_requests`.
+    #[inline]
+    pub(crate) fn request_cap(&self) -> usize {
+        self.shared.config.max_requests / self.shared.config.workers
+    }
+
     /// Whether this shard holds a request sock for `key`.
     pub fn has_request(&self, key: &FlowKey) -> bool {
         self.reqs.lookup(key).is_some()
