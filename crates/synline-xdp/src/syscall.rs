@@ -1,0 +1,218 @@
+//! The raw system calls the AF_XDP side makes beyond what xsk-rs wraps: socket options
+//! (busy polling, the bound mode), the TX kick and RX wakeup, CPU pinning and the clock.
+//!
+//! Each returns `io::Error::last_os_error()` on failure; the callers in [`crate::xsk`] add the
+//! interface and queue. Together with `xsk.rs`, this is the only module with `unsafe`.
+
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::ptr;
+use std::time::Duration;
+
+use libc::{c_int, c_void, socklen_t};
+
+/// `SO_BUSY_POLL`, `SO_PREFER_BUSY_POLL` and `SO_BUSY_POLL_BUDGET` from
+/// `include/uapi/asm-generic/socket.h` (x86-64 and arm64 use these; libc does not export them
+/// for linux-gnu yet).
+pub(crate) const SO_BUSY_POLL: c_int = 46;
+pub(crate) const SO_PREFER_BUSY_POLL: c_int = 69;
+pub(crate) const SO_BUSY_POLL_BUDGET: c_int = 70;
+
+/// `setsockopt(fd, level, name, &value, sizeof(int))`.
+pub(crate) fn setsockopt_int(
+    fd: BorrowedFd<'_>,
+    level: c_int,
+    name: c_int,
+    value: c_int,
+) -> io::Result<()> {
+    // SAFETY: the pointer is to a live local `c_int` and the length says exactly that; the
+    // kernel only reads it during the call. `fd` is open for the borrow's lifetime.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            ptr::from_ref(&value).cast::<c_void>(),
+            size_of::<c_int>() as socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `getsockopt(fd, SOL_XDP, XDP_OPTIONS)`: the flags of a bound AF_XDP socket
+/// (`XDP_OPTIONS_ZEROCOPY` when it runs in zero-copy mode).
+pub(crate) fn xdp_options(fd: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut opts = libc::xdp_options { flags: 0 };
+    let mut len = size_of::<libc::xdp_options>() as socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into the live local `opts`, and `len`
+    // is its size; `fd` is open for the borrow's lifetime.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            libc::XDP_OPTIONS,
+            ptr::from_mut(&mut opts).cast::<c_void>(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(opts.flags)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// What a TX kick (`sendto` on the socket) reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kick {
+    /// The kernel took what was on the TX ring (in copy mode: sent it).
+    Done,
+    /// Copy mode sends at most a budget of descriptors per call (32 on 6.x) and says EAGAIN
+    /// when more are left, or when the completion ring is full: kick again after reaping.
+    Again,
+    /// ENOBUFS, ENOMEM, EBUSY, ENETDOWN or EOVERFLOW (the kernel dropped a descriptor it
+    /// found invalid, counted in `XDP_STATISTICS`): try again on the next round.
+    Busy,
+}
+
+/// `sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0)`: the AF_XDP TX kick.
+pub(crate) fn kick_tx(fd: BorrowedFd<'_>) -> io::Result<Kick> {
+    // SAFETY: a zero-length send with null buffer and address pointers, which AF_XDP
+    // ignores; `fd` is open for the borrow's lifetime.
+    let rc = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            ptr::null(),
+            0,
+            libc::MSG_DONTWAIT,
+            ptr::null(),
+            0,
+        )
+    };
+    if rc >= 0 {
+        return Ok(Kick::Done);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) => Ok(Kick::Again),
+        Some(
+            libc::ENOBUFS
+            | libc::ENOMEM
+            | libc::EBUSY
+            | libc::ENETDOWN
+            | libc::EOVERFLOW
+            | libc::EINTR,
+        ) => Ok(Kick::Busy),
+        _ => Err(e),
+    }
+}
+
+/// `recvfrom(fd, NULL, 0, MSG_DONTWAIT, NULL, NULL)`: wakes the driver to fill the RX ring,
+/// and with preferred busy polling runs the NAPI loop in this thread.
+pub(crate) fn wake_rx(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: a zero-length receive with null buffer and address pointers, which AF_XDP
+    // ignores; `fd` is open for the borrow's lifetime.
+    let rc = unsafe {
+        libc::recvfrom(
+            fd.as_raw_fd(),
+            ptr::null_mut(),
+            0,
+            libc::MSG_DONTWAIT,
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )
+    };
+    if rc >= 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::ENETDOWN | libc::EINTR) => Ok(()),
+        _ => Err(e),
+    }
+}
+
+/// `poll(fd, POLLIN, timeout)`: waits until the RX ring has frames or `timeout` passes;
+/// true if it has. Also a wakeup for a driver that needs one.
+pub(crate) fn poll_in(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
+    // SAFETY: one live local `pollfd`, and the count says one.
+    let rc = unsafe { libc::poll(&mut p, 1, ms) };
+    if rc >= 0 {
+        return Ok(rc > 0);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EINTR) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+/// `sched_setaffinity(0, {cpu})`: pins the calling thread to one CPU.
+pub(crate) fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    if cpu >= 8 * size_of::<libc::cpu_set_t>() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: `cpu_set_t` is a plain bit array, for which all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` was checked against the set's size above.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: the set is a live local of the size passed; pid 0 is the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `clock_gettime(CLOCK_MONOTONIC)`: time since boot (without suspend), the clock the kernel's
+/// own TCP timers and timestamps run on.
+pub(crate) fn monotonic() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: the kernel writes one `timespec` into the live local. CLOCK_MONOTONIC cannot
+    // fail with a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monotonic_moves_forward() {
+        let a = monotonic();
+        let b = monotonic();
+        assert!(b >= a);
+        assert!(a > Duration::ZERO);
+    }
+
+    #[test]
+    fn options_on_a_plain_socket_fail_cleanly() {
+        // Not an AF_XDP socket: the kernel refuses SOL_XDP, the error comes back.
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        use std::os::fd::AsFd;
+        assert!(xdp_options(s.as_fd()).is_err());
+    }
+
+    #[test]
+    fn pinning_beyond_the_set_is_einval() {
+        let e = pin_current_thread(1 << 20).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+    }
+}
