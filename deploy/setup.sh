@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing synline needs on a Debian 12 machine: the C toolchain
 # for the XDP program (clang, llvm, libbpf, libelf, zlib), m4 (libxdp-sys), pkg-config,
-# iproute2 and ethtool (namespaces, veth channels), tcpdump (fixtures), and checks for a Rust
-# toolchain. Idempotent: installs only what is missing.
+# iproute2 and ethtool (namespaces, veth channels), ping (end-to-end tests), tcpdump
+# (fixtures), and checks for a Rust toolchain. Idempotent: installs only what is missing.
 set -euo pipefail
 
-pkgs=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config m4 ethtool iproute2 tcpdump gcc make)
+pkgs=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config m4 ethtool iproute2 iputils-ping tcpdump gcc make)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
