@@ -297,14 +297,17 @@ fn check_fixture(name: &str) {
     );
 }
 
+/// One test per fixture, named after it, in a module named after the rules it checks.
 macro_rules! fixtures {
     ($($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                check_fixture(stringify!($name));
-            }
-        )*
+        mod x1_x5_v5_synack_matches_kernel {
+            $(
+                #[test]
+                fn $name() {
+                    super::check_fixture(stringify!($name));
+                }
+            )*
+        }
     };
 }
 
