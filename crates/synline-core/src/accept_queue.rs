@@ -123,6 +123,7 @@ impl AcceptQueue {
     }
 
     /// C-7: append at the tail, unless the list is full (C-1); gives the child back then.
+    #[allow(clippy::result_large_err)] // the child comes back by value, as it went in: no allocation
     pub fn push(&self, child: Child, backlog: u32) -> Result<(), Child> {
         let reserved = self
             .ack_backlog
@@ -136,10 +137,9 @@ impl AcceptQueue {
         if reserved.is_err() {
             return Err(child);
         }
-        self.queue.push(child).map_err(|c| {
+        self.queue.push(child).inspect_err(|_| {
             // Only reachable if B was raised above the capacity, which listen() prevents.
             self.ack_backlog.fetch_sub(1, Ordering::AcqRel);
-            c
         })
     }
 

@@ -349,6 +349,7 @@ impl Worker {
         self.stats.inc(Mib::TCPSynRetrans);
         self.stats.inc(Mib::RetransSegs);
         self.stats.inc(Mib::OutSegs);
+        self.stats.inc(Mib::SynAckSent);
         Some(n)
     }
 
@@ -463,6 +464,7 @@ impl Worker {
 
     /// L-1, K-5..K-7: `cookie_v4_check`. `None` when the ACK is not a (usable) cookie: the
     /// listener then answers it with an RST (L-2).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn cookie_ack(
         &mut self,
         t: &Tables,

@@ -105,6 +105,7 @@ impl Worker {
         now: Duration,
     ) -> Verdict {
         let seg = &p.seg;
+        self.stats.inc(Mib::SynRecv);
         // S-1, V-2: broadcast, multicast or non-unicast destinations.
         let unicast = match seg.dst {
             IpAddr::V4(a) => !(a.is_multicast() || a.is_broadcast() || a.is_unspecified()),
@@ -229,6 +230,7 @@ impl Worker {
         match reply::build_synack(buf, p, &ip, &synack) {
             Ok(n) => {
                 self.stats.inc(Mib::OutSegs);
+                self.stats.inc(Mib::SynAckSent);
                 Verdict::Transmit(n)
             }
             Err(_) => self.dropped(DropReason::BufferTooSmall),
@@ -301,6 +303,7 @@ impl Worker {
         match reply::build_synack(buf, p, &ip, &synack) {
             Ok(n) => {
                 self.stats.inc(Mib::OutSegs);
+                self.stats.inc(Mib::SynAckSent);
                 Verdict::Transmit(n)
             }
             Err(_) => self.dropped(DropReason::BufferTooSmall),

@@ -156,7 +156,7 @@ impl Listener {
     /// L-1: `!tcp_synq_no_recent_overflow`: an overflow within the last 120 s.
     pub fn recent_overflow(&self, now: Duration) -> bool {
         let last = self.last_overflow.load(Relaxed);
-        last != 0 && now.as_secs() + 1 <= last + SYNCOOKIE_VALID_SECS
+        last != 0 && now.as_secs() < last + SYNCOOKIE_VALID_SECS
     }
 
     /// S-2: the "possible SYN flooding" message is due once per listener; true the first time.

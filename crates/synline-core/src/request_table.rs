@@ -300,7 +300,7 @@ impl RequestTable {
         };
         let (slab, hasher) = (&self.slab, &self.hasher);
         self.index.insert_unique(hash, i, |&j| {
-            hasher.hash_one(&slab[j as usize].as_ref().expect("indexed slot is live").key)
+            hasher.hash_one(slab[j as usize].as_ref().expect("indexed slot is live").key)
         });
         self.live += 1;
         self.link(i, expires);

@@ -78,6 +78,10 @@ mib! {
     InErrs => "TcpInErrs",
     /// D-1.
     InCsumErrors => "TcpInCsumErrors",
+    /// synline: SYNs that reached a listener (section 4), for the daemon's SYNs/s.
+    SynRecv => "SynlineInSyns",
+    /// synline: SYN-ACKs sent, request, cookie and retransmitted alike.
+    SynAckSent => "SynlineOutSynAcks",
 }
 
 const N_MIB: usize = Mib::ALL.len();

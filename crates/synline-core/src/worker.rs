@@ -194,6 +194,7 @@ impl Worker {
         v
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn no_request(
         &mut self,
         t: &Tables,

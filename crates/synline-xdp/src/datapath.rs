@@ -209,13 +209,21 @@ impl Datapath {
         }
         while !stop.load(Relaxed) {
             let round = self.poll_once(queue, engine, clock(), stats)?;
-            if round.is_idle() && !self.kick_pending {
-                match self.cfg.idle_wait {
-                    Some(t) => {
-                        queue.wait_rx(t)?;
-                    }
-                    None => std::hint::spin_loop(),
+            self.idle(queue, round)?;
+        }
+        Ok(())
+    }
+
+    /// After an idle round (nothing received or sent, no kick pending), waits in `poll()` for
+    /// up to [`DatapathConfig::idle_wait`] (woken early by a frame), or spins once when that
+    /// is `None`. For callers that run their own loop around [`Self::poll_once`].
+    pub fn idle(&mut self, queue: &mut XskQueue, round: Round) -> Result<(), XskError> {
+        if round.is_idle() && !self.kick_pending {
+            match self.cfg.idle_wait {
+                Some(t) => {
+                    queue.wait_rx(t)?;
                 }
+                None => std::hint::spin_loop(),
             }
         }
         Ok(())
@@ -299,6 +307,32 @@ impl Datapath {
             queue.wake_rx()?;
         }
         Ok(round)
+    }
+
+    /// Writes one frame that no received frame carries (a child's RST from the embedder, for
+    /// instance) into a free frame of the pool and queues it for the next round's TX, where a
+    /// full ring makes it a counted drop like any reply. False when no frame is free or
+    /// `write` declines.
+    pub fn originate(
+        &mut self,
+        queue: &mut XskQueue,
+        write: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) -> bool {
+        let Some(mut f) = queue.take_free() else {
+            return false;
+        };
+        match queue.with_buffer(&mut f, |buf, _| write(buf)) {
+            Some(n) => {
+                queue.set_len(&mut f, n);
+                self.tx.push(f);
+                self.kick_pending = true;
+                true
+            }
+            None => {
+                queue.recycle(f);
+                false
+            }
+        }
     }
 
     /// A frame after the engine: onto the TX batch with the reply's length, or back to the

@@ -4,6 +4,8 @@
 //!   namespace), on the embedded default configuration; no NIC needed.
 //! - `synline replay IN.pcap --out OUT.pcap --listen ADDR:PORT[,...]`: a capture through the
 //!   engine in virtual time; every frame it would send goes to OUT.pcap.
+//! - `synline run --iface IF --listen ADDR:PORT[,...]`: the daemon (AF_XDP, one worker per
+//!   queue).
 //! - `synline stats`: the counters of a running daemon in nstat format.
 
 mod child_log;
@@ -11,6 +13,7 @@ mod config;
 mod demo;
 mod pcap;
 mod replay;
+mod run;
 mod stats;
 
 use anyhow::{Context, Result};
@@ -53,6 +56,36 @@ enum Cmd {
         #[arg(long, default_value_t = 70)]
         tail: u64,
     },
+    /// Run the daemon: XDP on IF, an AF_XDP socket and a worker per queue.
+    Run {
+        /// The interface (a NIC with XDP, or one end of a veth pair).
+        #[arg(long)]
+        iface: String,
+        /// A listener: ADDR:PORT[,backlog=N,tcp_syncookies=M,...] (repeatable).
+        #[arg(long)]
+        listen: Vec<String>,
+        /// TOML configuration (see README).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// XDP attach mode: auto (native, else generic), native or generic.
+        #[arg(long, default_value = "auto")]
+        xdp_mode: String,
+        /// AF_XDP bind mode: auto (zero-copy where the driver has it), copy or zerocopy.
+        #[arg(long, default_value = "auto")]
+        bind_mode: String,
+        /// Busy polling on the AF_XDP sockets (SO_PREFER_BUSY_POLL).
+        #[arg(long)]
+        busy_poll: bool,
+        /// CPUs to pin the queue workers to, e.g. 0,1 (queue i on the i-th, round robin).
+        #[arg(long, value_delimiter = ',')]
+        cpus: Vec<usize>,
+        /// Unix socket serving the counters to `synline stats`.
+        #[arg(long, default_value = stats::DEFAULT_SOCKET)]
+        stats_socket: PathBuf,
+        /// Stop after this many seconds (0: run until SIGINT/SIGTERM).
+        #[arg(long, default_value_t = 0)]
+        duration: u64,
+    },
     /// Print a running daemon's counters in nstat format.
     Stats {
         /// The daemon's stats socket.
@@ -93,6 +126,29 @@ fn main() -> Result<()> {
             );
             eprint!("{}", stats::nstat(&s.stats, &[]));
             Ok(())
+        }
+        Cmd::Run {
+            iface,
+            listen,
+            config,
+            xdp_mode,
+            bind_mode,
+            busy_poll,
+            cpus,
+            stats_socket,
+            duration,
+        } => {
+            let cfg = config::Config::load(config.as_deref(), &listen)?;
+            let opts = run::RunOptions {
+                iface,
+                xdp_mode: run::parse_xdp_mode(&xdp_mode)?,
+                bind_mode: run::parse_bind_mode(&bind_mode)?,
+                busy_poll,
+                cpus,
+                stats_socket: Some(stats_socket),
+                duration: (duration > 0).then(|| Duration::from_secs(duration)),
+            };
+            run::run(&cfg, &opts)
         }
         Cmd::Stats { socket } => {
             use std::io::Read;

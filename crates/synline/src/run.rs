@@ -1,0 +1,408 @@
+//! `synline run`: the daemon. The XDP program on the interface sends listener traffic to one
+//! AF_XDP socket per queue; one pinned worker thread per queue runs the engine over it.
+//!
+//! Until applications take connections over, each worker drains the accept lists itself:
+//! one JSON line per connection on stdout (4-tuple, negotiated options, the first bytes of
+//! any data), then an RST to the client, sent from the same worker's TX ring (A-2's reset of
+//! a child nobody will serve). The status line goes to stderr when it is a terminal.
+//!
+//! Start-up checks, each with its own message and a non-zero exit, leaving nothing attached:
+//! not root, no such interface, a listener address not on the interface, a program already
+//! attached, no XDP support, an AF_XDP bind failure (named with the syscall and queue).
+
+use crate::child_log;
+use crate::config::Config;
+use crate::stats;
+use anyhow::{bail, Context, Result};
+use std::io::{IsTerminal, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use synline_core::{AddressFamily, DropReason, Mib, Secrets, Socket, Stack, StackConfig};
+use synline_xdp::{
+    AttachMode, BindMode, Datapath, DatapathConfig, QueueStats, XdpProgram, XskConfig, XskQueue,
+};
+
+/// Options of `synline run` beyond the listeners.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub iface: String,
+    pub xdp_mode: AttachMode,
+    pub bind_mode: BindMode,
+    pub busy_poll: bool,
+    /// Pin queue i's worker to cpus[i % len].
+    pub cpus: Vec<usize>,
+    pub stats_socket: Option<PathBuf>,
+    /// Stop after this long (tests and demos); forever when `None`.
+    pub duration: Option<Duration>,
+}
+
+fn ifindex(iface: &str) -> Result<u32> {
+    let path = format!("/sys/class/net/{iface}/ifindex");
+    let s = std::fs::read_to_string(&path).map_err(|_| {
+        anyhow::anyhow!("no such interface {iface:?} (if_nametoindex: {path} missing)")
+    })?;
+    s.trim().parse().with_context(|| format!("{path}: {s:?}"))
+}
+
+/// RX queues of the interface (each needs an AF_XDP socket, or its replies land nowhere).
+fn rx_queues(iface: &str) -> Result<u32> {
+    let dir = format!("/sys/class/net/{iface}/queues");
+    let n = std::fs::read_dir(&dir)
+        .with_context(|| format!("read {dir}"))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+        .count() as u32;
+    Ok(n.max(1))
+}
+
+/// The addresses on the interface, from `ip -j addr show dev IF`.
+fn iface_addrs(iface: &str) -> Result<Vec<IpAddr>> {
+    let out = std::process::Command::new("ip")
+        .args(["-j", "addr", "show", "dev", iface])
+        .output()
+        .context("run `ip -j addr show` (iproute2)")?;
+    if !out.status.success() {
+        bail!(
+            "ip addr show dev {iface}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("parse `ip -j addr` output")?;
+    let mut addrs = Vec::new();
+    for link in v.as_array().into_iter().flatten() {
+        for a in link["addr_info"].as_array().into_iter().flatten() {
+            if let Some(ip) = a["local"].as_str().and_then(|s| s.parse().ok()) {
+                addrs.push(ip);
+            }
+        }
+    }
+    Ok(addrs)
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn secrets_from_os() -> Result<Secrets> {
+    let mut b = [0u8; 16 * 5 + 8];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .context("read /dev/urandom for the ISN, timestamp and cookie secrets")?;
+    let k = |i: usize| -> [u8; 16] { b[i * 16..i * 16 + 16].try_into().expect("16 bytes") };
+    Ok(Secrets {
+        isn: k(0),
+        ts_off: k(1),
+        flow_label: k(2),
+        cookie: [k(3), k(4)],
+        table_seed: u64::from_le_bytes(b[80..88].try_into().expect("8 bytes")),
+    })
+}
+
+/// One second of counters, for the status line.
+struct Rates {
+    last: synline_core::Snapshot,
+    at: Instant,
+}
+
+impl Rates {
+    fn line(&mut self, now: synline_core::Snapshot) -> String {
+        let dt = self.at.elapsed().as_secs_f64().max(1e-3);
+        let d = |m: Mib| (now.get(m) - self.last.get(m)) as f64 / dt;
+        let mut drops: Vec<(DropReason, u64)> = DropReason::ALL
+            .iter()
+            .map(|r| (*r, now.drops(*r) - self.last.drops(*r)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        drops.sort_by(|a, b| b.1.cmp(&a.1));
+        let drops: Vec<String> = drops
+            .iter()
+            .take(3)
+            .map(|(r, n)| {
+                format!(
+                    "{}={:.0}/s",
+                    r.name().trim_start_matches("SynlineDrop"),
+                    *n as f64 / dt
+                )
+            })
+            .collect();
+        let s = format!(
+            "SYN {:>9.0}/s  SYN-ACK {:>9.0}/s  accept {:>8.0}/s  cookies {:>8.0}/s  drops {}",
+            d(Mib::SynRecv),
+            d(Mib::SynAckSent),
+            d(Mib::PassiveOpens),
+            d(Mib::SyncookiesSent),
+            if drops.is_empty() {
+                "0".to_string()
+            } else {
+                drops.join(" ")
+            }
+        );
+        self.last = now;
+        self.at = Instant::now();
+        s
+    }
+}
+
+/// Serves the counters in nstat format on a unix socket: one snapshot per connection.
+fn serve_stats(
+    path: &Path,
+    stack: Stack,
+    xdp: Arc<Mutex<Vec<(String, u64)>>>,
+    queues: Vec<Arc<QueueStats>>,
+    stop: Arc<AtomicBool>,
+) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let _ = std::fs::remove_file(path);
+    let l = std::os::unix::net::UnixListener::bind(path)
+        .with_context(|| format!("bind stats socket {}", path.display()))?;
+    l.set_nonblocking(true)
+        .context("stats socket: set_nonblocking")?;
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match l.accept() {
+                Ok((mut c, _)) => {
+                    let mut extra = xdp.lock().map(|v| v.clone()).unwrap_or_default();
+                    for (i, q) in queues.iter().enumerate() {
+                        for (n, v) in q.snapshot().named() {
+                            extra.push((format!("{n}Q{i}"), v));
+                        }
+                    }
+                    let _ = c.write_all(stats::nstat(&stack.stats(), &extra).as_bytes());
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    });
+    Ok(())
+}
+
+pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
+    if !is_root() {
+        bail!("not root: `synline run` loads an XDP program and binds AF_XDP sockets (CAP_NET_ADMIN, CAP_BPF); run it as root");
+    }
+    let ifindex = ifindex(&opts.iface)?;
+    let addrs = iface_addrs(&opts.iface)?;
+    for l in &config.listeners {
+        if !l.addr.ip().is_unspecified() && !addrs.contains(&l.addr.ip()) {
+            bail!(
+                "listener {}: address {} is not on interface {} (it has {:?})",
+                l.addr,
+                l.addr.ip(),
+                opts.iface,
+                addrs
+            );
+        }
+    }
+    let queues = rx_queues(&opts.iface)?;
+
+    // The engine: one worker per queue, the listeners bound through the socket API.
+    let stack = Stack::new(
+        StackConfig {
+            workers: queues as usize,
+            ..config.stack
+        },
+        secrets_from_os()?,
+    );
+    let mut socks: Vec<Socket> = Vec::new();
+    for l in &config.listeners {
+        let fam = if l.addr.is_ipv6() {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
+        let mut s = stack
+            .socket(fam)
+            .map_err(|e| anyhow::anyhow!("socket(): {e}"))?;
+        s.set_config(l.config)
+            .map_err(|e| anyhow::anyhow!("setsockopt on {}: {e}", l.addr))?;
+        s.bind(l.addr)
+            .map_err(|e| anyhow::anyhow!("bind({}): {e}", l.addr))?;
+        s.listen(l.backlog)
+            .map_err(|e| anyhow::anyhow!("listen({}): {e}", l.addr))?;
+        socks.push(s);
+    }
+    let socks = Arc::new(socks);
+
+    // The XDP program: listeners in its map, attached; detached again on every way out.
+    let mut prog = XdpProgram::load().context("load the XDP program (bpf_object__load)")?;
+    for l in &config.listeners {
+        prog.add_listener(l.addr)
+            .with_context(|| format!("add listener {} to the XDP map", l.addr))?;
+    }
+    let mode = prog.attach(ifindex, opts.xdp_mode).with_context(|| {
+        format!("attach XDP to {} (already attached? check `ip link show {}`; no XDP support? try --xdp-mode generic)", opts.iface, opts.iface)
+    })?;
+    eprintln!(
+        "synline: XDP attached to {} (ifindex {ifindex}) in {mode:?} mode, {queues} queue(s)",
+        opts.iface
+    );
+
+    // One AF_XDP socket per queue, each in the XSKMAP.
+    let xcfg = XskConfig {
+        bind_mode: opts.bind_mode,
+        busy_poll: if opts.busy_poll {
+            Some(Default::default())
+        } else {
+            None
+        },
+        ..XskConfig::default()
+    };
+    let mut xsks = Vec::new();
+    for q in 0..queues {
+        let x = XskQueue::new(&opts.iface, q, &xcfg)?;
+        prog.set_socket(q, x.fd())
+            .with_context(|| format!("put queue {q}'s socket in the XSKMAP"))?;
+        eprintln!("synline: queue {q}: AF_XDP bound in {:?} mode", x.mode());
+        xsks.push(x);
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("sigaction(SIGINT/SIGTERM)")?;
+    }
+    let qstats: Vec<Arc<QueueStats>> = (0..queues)
+        .map(|_| Arc::new(QueueStats::default()))
+        .collect();
+    let xdp_counters = Arc::new(Mutex::new(Vec::new()));
+    if let Some(p) = &opts.stats_socket {
+        serve_stats(
+            p,
+            stack.clone(),
+            xdp_counters.clone(),
+            qstats.clone(),
+            stop.clone(),
+        )?;
+    }
+
+    let out = Arc::new(Mutex::new(std::io::stdout()));
+    let mut threads = Vec::new();
+    for (q, mut xsk) in xsks.into_iter().enumerate() {
+        let mut worker = stack.worker(q).context("worker")?;
+        let (stop, socks, stats, out) =
+            (stop.clone(), socks.clone(), qstats[q].clone(), out.clone());
+        let cpu = (!opts.cpus.is_empty()).then(|| opts.cpus[q % opts.cpus.len()]);
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("synline-q{q}"))
+                .spawn(move || -> Result<()> {
+                    let mut dp = Datapath::new(DatapathConfig {
+                        cpu,
+                        ..DatapathConfig::default()
+                    });
+                    if let Some(c) = cpu {
+                        synline_xdp::pin_current_thread(c)?;
+                    }
+                    while !stop.load(Ordering::Relaxed) {
+                        let round = dp.poll_once(
+                            &mut xsk,
+                            &mut worker,
+                            synline_xdp::monotonic_now(),
+                            &stats,
+                        )?;
+                        // Drain the accept lists: log, then reset each child from this queue.
+                        for s in socks.iter() {
+                            for _ in 0..64 {
+                                let Ok(c) = s.accept() else { break };
+                                let line = child_log::json_line(&c);
+                                if let Ok(mut o) = out.lock() {
+                                    let _ = writeln!(o, "{line}");
+                                }
+                                dp.originate(&mut xsk, |b| worker.write_child_rst(&c, b).ok());
+                            }
+                        }
+                        dp.idle(&mut xsk, round)?;
+                    }
+                    Ok(())
+                })?,
+        );
+    }
+
+    let started = Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    let mut rates = Rates {
+        last: stack.stats(),
+        at: Instant::now(),
+    };
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if rates.at.elapsed() >= Duration::from_secs(1) {
+            if let Ok(c) = prog.counters() {
+                if let Ok(mut x) = xdp_counters.lock() {
+                    *x = c.named().iter().map(|(n, v)| (n.to_string(), *v)).collect();
+                }
+            }
+            let line = rates.line(stack.stats());
+            if tty {
+                eprint!("\r\x1b[2K{line}");
+            }
+        }
+        if opts.duration.is_some_and(|d| started.elapsed() >= d)
+            || threads.iter().any(|t| t.is_finished())
+        {
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+    let mut failed = None;
+    for t in threads {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failed = Some(e),
+            Err(_) => failed = Some(anyhow::anyhow!("a worker thread panicked")),
+        }
+    }
+    let xdp_final: Vec<(String, u64)> = prog
+        .counters()
+        .map(|c| c.named().iter().map(|(n, v)| (n.to_string(), *v)).collect())
+        .unwrap_or_default();
+    prog.detach_all().context("detach the XDP program")?;
+    let mut extra = xdp_final;
+    for (i, q) in qstats.iter().enumerate() {
+        for (n, v) in q.snapshot().named() {
+            extra.push((format!("{n}Q{i}"), v));
+        }
+    }
+    eprintln!("synline: XDP detached from {}; totals:", opts.iface);
+    eprint!("{}", stats::nstat(&stack.stats(), &extra));
+    match failed {
+        Some(e) => Err(e.context("worker")),
+        None => Ok(()),
+    }
+}
+
+/// Parses `--xdp-mode`.
+pub fn parse_xdp_mode(s: &str) -> Result<AttachMode> {
+    Ok(match s {
+        "auto" => AttachMode::Auto,
+        "native" | "drv" => AttachMode::Native,
+        "generic" | "skb" => AttachMode::Generic,
+        _ => bail!("--xdp-mode must be auto, native or generic, not {s:?}"),
+    })
+}
+
+/// Parses `--bind-mode`.
+pub fn parse_bind_mode(s: &str) -> Result<BindMode> {
+    Ok(match s {
+        "auto" => BindMode::Auto,
+        "copy" => BindMode::Copy,
+        "zerocopy" | "zero-copy" => BindMode::ZeroCopy,
+        _ => bail!("--bind-mode must be auto, copy or zerocopy, not {s:?}"),
+    })
+}
