@@ -68,6 +68,9 @@ struct Link {
     jitter_ms: u64,
 }
 
+/// A frame in flight: (arrival time, send order, direction, bytes).
+type InFlight = Reverse<(Duration, u64, Dir, Vec<u8>)>;
+
 struct Sim {
     h: Harness,
     rng: Rng,
@@ -75,7 +78,7 @@ struct Sim {
     clients: Vec<Client>,
     by_port: HashMap<u16, usize>,
     /// In flight: (arrival time, order) -> (direction, frame).
-    queue: BinaryHeap<Reverse<(Duration, u64, Dir, Vec<u8>)>>,
+    queue: BinaryHeap<InFlight>,
     order: u64,
     /// The embedding stack's established table: 4-tuple -> (child's RCV.NXT, its SND.NXT).
     established: HashMap<FlowKey, (SeqNumber, SeqNumber)>,
@@ -187,7 +190,7 @@ impl Sim {
         }
     }
 
-    fn to_client(&mut self, frame: &[u8]) {
+    fn deliver_to_client(&mut self, frame: &[u8]) {
         let p = parse_frame(frame).expect("everything sent to clients parses");
         let Some(&i) = self.by_port.get(&p.seg.dst_port) else {
             return;
@@ -249,7 +252,7 @@ impl Sim {
     }
 
     /// The embedding stack: established flows go to it before the engine (D-2).
-    fn to_server(&mut self, frame: &[u8]) {
+    fn deliver_to_server(&mut self, frame: &[u8]) {
         if let Ok(p) = parse_frame(frame) {
             let key = FlowKey::of(&p.seg);
             if let Some(&(rcv_nxt, snd_nxt)) = self.established.get(&key) {
@@ -304,8 +307,8 @@ impl Sim {
                 let Reverse((t, _, dir, frame)) = self.queue.pop().unwrap();
                 self.h.now = self.h.now.max(t);
                 match dir {
-                    Dir::ToServer => self.to_server(&frame),
-                    Dir::ToClient => self.to_client(&frame),
+                    Dir::ToServer => self.deliver_to_server(&frame),
+                    Dir::ToClient => self.deliver_to_client(&frame),
                 }
             }
             self.h.now = step_end;
