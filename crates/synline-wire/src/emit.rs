@@ -5,6 +5,7 @@ use crate::checksum::{self, PROTO_TCP};
 use crate::ethernet::{self, MacAddr};
 use crate::ipv4::{self, Ipv4Packet};
 use crate::ipv6::{self, Ipv6Packet};
+use crate::reply::IpParams;
 use crate::seq::SeqNumber;
 use crate::tcp::{self, TcpFlags, TcpPacket};
 use crate::tcp_options::OptionsOut;
@@ -76,36 +77,76 @@ pub fn emit_segment(buf: &mut [u8], s: &SegmentSpec<'_>) -> Result<usize> {
             .ok_or(Error::BufferTooSmall)?;
         b[tcp_hlen..].copy_from_slice(s.payload);
     }
-    let pseudo = match (s.src, s.dst) {
-        (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            let mut p = Ipv4Packet::new_unchecked(&mut buf[l3..l4]);
-            p.set_version_and_header_len(ipv4::HEADER_LEN);
-            p.set_tos(s.tos);
-            p.set_total_len((ip_len + seg_len) as u16);
-            p.set_ident(0);
-            p.set_flags_frag(ipv4::FLAG_DF);
-            p.set_ttl(s.ttl);
-            p.set_protocol(PROTO_TCP);
-            p.set_src_addr(src);
-            p.set_dst_addr(dst);
-            p.fill_checksum();
-            checksum::pseudo_header_v4(src, dst, PROTO_TCP, seg_len as u16)
-        }
-        (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            let mut p = Ipv6Packet::new_unchecked(&mut buf[l3..l4]);
-            p.set_version_tc_flow(s.tos, 0);
-            p.set_payload_len(seg_len as u16);
-            p.set_next_header(PROTO_TCP);
-            p.set_hop_limit(s.ttl);
-            p.set_src_addr(src);
-            p.set_dst_addr(dst);
-            checksum::pseudo_header_v6(src, dst, PROTO_TCP, seg_len as u32)
-        }
-        _ => return Err(Error::BadIpHeader),
+    let ip = IpParams {
+        ttl: s.ttl,
+        tos: s.tos,
+        flow_label: 0,
     };
+    let pseudo = emit_ip_header(&mut buf[l3..l4], s.src, s.dst, &ip, seg_len)?;
     let c = checksum::finish(checksum::accumulate(pseudo, &buf[l4..end]));
     buf[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
     Ok(end)
+}
+
+/// Writes an IPv4 (no options, DF, ID 0) or IPv6 header for a TCP segment of `seg_len` bytes
+/// into `buf` (exactly the header's length) and returns the TCP pseudo-header sum. The one
+/// place both the replies of [`crate::reply`] and the segments of [`emit_segment`] get their
+/// IP header from.
+///
+/// The IPv4 header checksum is summed from the values written instead of being read back:
+/// a load spanning several fresh narrow stores cannot be store-forwarded (see `reply.rs`).
+pub(crate) fn emit_ip_header(
+    buf: &mut [u8],
+    src: IpAddr,
+    dst: IpAddr,
+    ip: &IpParams,
+    seg_len: usize,
+) -> Result<u64> {
+    match (src, dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            let total_len = (ipv4::HEADER_LEN + seg_len) as u32;
+            let mut p = Ipv4Packet::new_unchecked(buf);
+            p.set_version_and_header_len(ipv4::HEADER_LEN);
+            p.set_tos(ip.tos);
+            p.set_total_len(total_len as u16);
+            p.set_ident(0);
+            p.set_flags_frag(ipv4::FLAG_DF);
+            p.set_ttl(ip.ttl);
+            p.set_protocol(PROTO_TCP);
+            p.set_src_addr(src);
+            p.set_dst_addr(dst);
+            let sum = u64::from(0x4500_0000 | (u32::from(ip.tos) << 16) | total_len)
+                + u64::from(ipv4::FLAG_DF)
+                + u64::from((u32::from(ip.ttl) << 24) | (u32::from(PROTO_TCP) << 16))
+                + u64::from(u32::from(src))
+                + u64::from(u32::from(dst));
+            p.set_checksum(checksum::finish(sum));
+            debug_assert!(p.verify_checksum());
+            Ok(checksum::pseudo_header_v4(
+                src,
+                dst,
+                PROTO_TCP,
+                seg_len as u16,
+            ))
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let mut p = Ipv6Packet::new_unchecked(buf);
+            p.set_version_tc_flow(ip.tos, ip.flow_label);
+            p.set_payload_len(seg_len as u16);
+            p.set_next_header(PROTO_TCP);
+            p.set_hop_limit(ip.ttl);
+            p.set_src_addr(src);
+            p.set_dst_addr(dst);
+            Ok(checksum::pseudo_header_v6(
+                src,
+                dst,
+                PROTO_TCP,
+                seg_len as u32,
+            ))
+        }
+        // Addresses of two families: no such packet.
+        _ => Err(Error::BadIpHeader),
+    }
 }
 
 #[cfg(test)]

@@ -15,16 +15,15 @@
 //! - [`build_rst`]: P-1, whose sequence numbers follow from the segment alone;
 //! - [`build_ack`]: P-2 (and the RFC 5961 challenge ACK, which has the same shape).
 
-use crate::checksum::{self, PROTO_TCP};
+use crate::checksum;
 use crate::ethernet::EthernetFrame;
 use crate::frame::{Family, ParsedFrame};
-use crate::ipv4::{self, Ipv4Packet};
-use crate::ipv6::{self, Ipv6Packet};
+use crate::ipv4;
+use crate::ipv6;
 use crate::seq::SeqNumber;
 use crate::tcp::{self, TcpFlags, TcpPacket};
 use crate::tcp_options::{OptionsOut, Timestamps};
 use crate::{Error, Result};
-use core::net::IpAddr;
 
 /// IP-level values of a reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,41 +118,7 @@ pub fn build_reply(
         + tcp.options.checksum_sum();
 
     // L3, and the pseudo header for the TCP checksum.
-    let pseudo = match (seg.dst, seg.src) {
-        (IpAddr::V4(me), IpAddr::V4(peer)) => {
-            let mut p = Ipv4Packet::new_unchecked(&mut buf[l3..l4]);
-            p.set_version_and_header_len(ipv4::HEADER_LEN);
-            p.set_tos(ip.tos);
-            p.set_total_len((ip_len + tcp_len) as u16);
-            p.set_ident(0);
-            p.set_flags_frag(ipv4::FLAG_DF);
-            p.set_ttl(ip.ttl);
-            p.set_protocol(PROTO_TCP);
-            p.set_src_addr(me);
-            p.set_dst_addr(peer);
-            let total_len = (ip_len + tcp_len) as u32;
-            let ip_sum = u64::from(0x4500_0000 | (u32::from(ip.tos) << 16) | total_len)
-                + u64::from(ipv4::FLAG_DF)
-                + u64::from((u32::from(ip.ttl) << 24) | (u32::from(PROTO_TCP) << 16))
-                + u64::from(u32::from(me))
-                + u64::from(u32::from(peer));
-            p.set_checksum(checksum::finish(ip_sum));
-            debug_assert!(p.verify_checksum());
-            checksum::pseudo_header_v4(me, peer, PROTO_TCP, tcp_len as u16)
-        }
-        (IpAddr::V6(me), IpAddr::V6(peer)) => {
-            let mut p = Ipv6Packet::new_unchecked(&mut buf[l3..l4]);
-            p.set_version_tc_flow(ip.tos, ip.flow_label);
-            p.set_payload_len(tcp_len as u16);
-            p.set_next_header(PROTO_TCP);
-            p.set_hop_limit(ip.ttl);
-            p.set_src_addr(me);
-            p.set_dst_addr(peer);
-            checksum::pseudo_header_v6(me, peer, PROTO_TCP, tcp_len as u32)
-        }
-        // parse_frame never mixes families.
-        _ => return Err(Error::BadIpHeader),
-    };
+    let pseudo = crate::emit::emit_ip_header(&mut buf[l3..l4], seg.dst, seg.src, ip, tcp_len)?;
     let csum = checksum::finish(pseudo + tcp_sum);
     buf[l4 + 16..l4 + 18].copy_from_slice(&csum.to_be_bytes());
     debug_assert!(checksum::verifies(checksum::accumulate(
@@ -254,7 +219,10 @@ pub fn build_ack(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum::PROTO_TCP;
     use crate::frame::parse_frame;
+    use crate::ipv4::Ipv4Packet;
+    use crate::ipv6::Ipv6Packet;
     use crate::tcp_options::TcpOptions;
     use crate::test_frames::{arb, FrameSpec};
     use proptest::prelude::*;
