@@ -1,0 +1,1181 @@
+//! End to end for the daemon: the built `synline run` on one end of a veth pair in a server
+//! namespace, the real Linux kernel as the client (python3 `connect()` calls) in a client
+//! namespace, and the checks made on what an operator sees: the JSON line per accepted
+//! connection on stdout, the counters of `synline stats` and the totals printed on exit,
+//! the messages and exit status of a start-up that fails, and `ip link`.
+//!
+//! Each test makes its own pair of namespaces (names with the pid and a counter) and removes
+//! them on drop, also when it fails or panics; the daemon and any background process are
+//! stopped on drop before that. Topology as in deploy/netns-demo.sh: `veth-s` 198.18.0.1/24,
+//! 2001:2::1/64 in the server namespace, `veth-c` 198.18.0.2/24, 2001:2::2/64 in the client
+//! namespace, checksum offloads off on both ends (a veth otherwise hands a redirected frame
+//! over without its TCP checksum), no router advertisements, no DAD.
+//!
+//! The listeners use TCP_DEFER_ACCEPT=1, as the demo does: the child is made when the
+//! client's first bytes arrive, so the JSON line carries them and the client's `connect()`
+//! has returned before the daemon resets the connection (no application takes children yet).
+//! Except for a child made from a SYN cookie: as in Linux, the bare third ACK makes it, so
+//! the RST can beat `connect()` (which then reports ECONNRESET, only ever given for a
+//! connection that was established), and the client's data segment, which carries the same
+//! valid cookie, can make a second child after the first was reset.
+//!
+//! The tests: every option combination of kernel clients, IPv4 and IPv6; a spoofed SYN
+//! flood (raw socket) at backlog 16 with tcp_syncookies=1 while clients connect; ping and a
+//! kernel TCP server next to the listener; two queues and two workers; and each bad start-up
+//! (no such interface, not root, an address not on the interface, XDP already attached, a bad
+//! `--listen`).
+//!
+//! Needs root, iproute2, ethtool, ping, setpriv and python3. Without them every test says why
+//! and returns, except under CI=true, where they fail.
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_synline");
+const SRV_DEV: &str = "veth-s";
+const CLI_DEV: &str = "veth-c";
+const V4_SRV: &str = "198.18.0.1";
+const V4_CLI: &str = "198.18.0.2";
+const V6_SRV: &str = "2001:2::1";
+const V6_CLI: &str = "2001:2::2";
+/// The daemon's listeners.
+const PORT: u16 = 8080;
+const LISTEN_V4: &str = "198.18.0.1:8080,backlog=128,TCP_DEFER_ACCEPT=1";
+const LISTEN_V6: &str = "[2001:2::1]:8080,backlog=128,TCP_DEFER_ACCEPT=1";
+/// A kernel TCP server's port in the server namespace.
+const KERNEL_PORT: u16 = 2222;
+/// Spoofed SYNs a second in the flood test. Unpaced, python3 sends 60k-175k a second here,
+/// and the AF_XDP RX ring of the debug-built daemon drops up to a fifth of them (and of the
+/// clients' SYNs, which then wait 1 s and more for their retransmission).
+const FLOOD_RATE: &str = "40000";
+/// A daemon that its guard somehow failed to stop ends by itself after this long.
+const DAEMON_BACKSTOP_SECS: &str = "60";
+
+// ---- processes ----
+
+fn run(cmd: &[&str]) -> Output {
+    Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+}
+
+fn must(cmd: &[&str]) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Sends `sig` (e.g. "INT") to `pid`.
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Waits up to `limit` for `child`; `None` if it is still running.
+fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let t = Instant::now();
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        if t.elapsed() >= limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A background process, killed on drop. `ip netns exec` execs its command (no fork), so
+/// the pid is the command's own.
+struct Bg {
+    child: Child,
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---- what the tests need from the machine ----
+
+/// The real python3 (pyenv shims are slow to start), or why the tests cannot run here.
+fn environment() -> &'static Result<String, String> {
+    static ENV: OnceLock<Result<String, String>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let root = run(&["id", "-u"]).stdout == b"0\n";
+        if !root {
+            return Err("not root (network namespaces, XDP and AF_XDP need it)".into());
+        }
+        for tool in ["ip", "ethtool", "ping", "setpriv", "kill", "timeout"] {
+            if Command::new(tool).arg("-V").output().is_err() {
+                return Err(format!("{tool} is not installed"));
+            }
+        }
+        let py = match Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+        {
+            Ok(o) if o.status.success() => text(&o.stdout).trim().to_string(),
+            _ => return Err("python3 is not installed".into()),
+        };
+        // Root without CAP_SYS_ADMIN/CAP_NET_ADMIN (an unprivileged container) cannot.
+        let probe = format!("sdl-{}-probe", std::process::id());
+        let ok = run(&["ip", "netns", "add", &probe]).status.success();
+        let _ = run(&["ip", "netns", "del", &probe]);
+        if !ok {
+            return Err("`ip netns add` fails (no CAP_SYS_ADMIN?)".into());
+        }
+        Ok(py)
+    })
+}
+
+/// The python3 to run, or returns from the test after saying why (panics under CI=true).
+macro_rules! require_env {
+    () => {
+        match environment() {
+            Ok(py) => py.as_str(),
+            Err(why) => {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "CI=true but {why}"
+                );
+                eprintln!("skipped: {why}");
+                return;
+            }
+        }
+    };
+}
+
+// ---- namespaces ----
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// A server and a client namespace joined by a veth pair, and a scratch directory; all
+/// removed on drop.
+struct Net {
+    srv: String,
+    cli: String,
+    dir: PathBuf,
+    py: String,
+}
+
+impl Net {
+    /// `queues`: RX and TX queues of each veth end.
+    fn new(py: &str, queues: u32) -> Net {
+        let base = format!(
+            "sdl-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let me = Net {
+            srv: format!("{base}-s"),
+            cli: format!("{base}-c"),
+            dir: std::env::temp_dir().join(&base),
+            py: py.to_string(),
+        };
+        std::fs::create_dir_all(&me.dir).unwrap();
+        let (s, c) = (me.srv.as_str(), me.cli.as_str());
+        must(&["ip", "netns", "add", s]);
+        must(&["ip", "netns", "add", c]);
+        let q = queues.to_string();
+        let qs = ["numtxqueues", &q, "numrxqueues", &q];
+        let mut cmd = vec!["ip", "-n", s, "link", "add", SRV_DEV];
+        cmd.extend(qs);
+        cmd.extend(["type", "veth", "peer", "name", CLI_DEV]);
+        cmd.extend(qs);
+        cmd.extend(["netns", c]);
+        must(&cmd);
+        for (ns, dev, v4, v6) in [(s, SRV_DEV, V4_SRV, V6_SRV), (c, CLI_DEV, V4_CLI, V6_CLI)] {
+            must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+            must(&[
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.accept_ra=0",
+                "net.ipv6.conf.default.accept_ra=0",
+            ]);
+            must(&[
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{v4}/24"),
+                "dev",
+                dev,
+            ]);
+            must(&[
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ]);
+            must(&[
+                "ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "rx", "off",
+            ]);
+            must(&["ip", "-n", ns, "link", "set", dev, "up"]);
+        }
+        me
+    }
+
+    /// `cmd` in namespace `ns`.
+    /// (anyhow's error backtraces off: the messages are what is checked.)
+    fn exec(&self, ns: &str, cmd: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns])
+            .args(cmd)
+            .env("RUST_LIB_BACKTRACE", "0");
+        c
+    }
+
+    /// A python3 script in namespace `ns`, at most `secs` seconds.
+    fn python(&self, ns: &str, secs: u32, script: &str, args: &[&str]) -> Output {
+        let secs = secs.to_string();
+        let mut cmd = vec!["timeout", &secs, &self.py, "-c", script];
+        cmd.extend(args);
+        self.exec(ns, &cmd).output().unwrap()
+    }
+
+    /// A python3 script in the client namespace whose stdout is one JSON value; panics with
+    /// its stderr when it fails.
+    fn client_json(&self, script: &str, args: &[&str]) -> Value {
+        let out = self.python(&self.cli, 30, script, args);
+        assert!(
+            out.status.success(),
+            "client script ({}) failed: {}{}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("client output {:?}: {e}", text(&out.stdout)))
+    }
+
+    /// The line of `ip link show dev veth-s` naming an XDP program, if one is attached.
+    fn xdp_on_server(&self) -> Option<String> {
+        let out = must(&["ip", "-n", &self.srv, "link", "show", "dev", SRV_DEV]);
+        out.contains("xdp").then(|| {
+            out.lines()
+                .find(|l| l.contains("xdp"))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        })
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for ns in [&self.srv, &self.cli] {
+            let _ = run(&["ip", "netns", "del", ns]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ---- the daemon ----
+
+fn parse_nstat(s: &str) -> HashMap<String, u64> {
+    s.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((w.next()?.to_string(), w.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `synline run` in the server namespace, stopped (SIGINT, then SIGKILL) on drop.
+struct Daemon<'a> {
+    /// The namespaces outlive the daemon in them.
+    _net: &'a Net,
+    child: Option<Child>,
+    out: PathBuf,
+    err: PathBuf,
+    sock: PathBuf,
+}
+
+/// What a stopped daemon left: exit status, JSON lines, the totals it printed, its stderr.
+struct Stopped {
+    status: ExitStatus,
+    lines: Vec<Value>,
+    totals: HashMap<String, u64>,
+    stderr: String,
+}
+
+impl<'a> Daemon<'a> {
+    /// Starts `synline run --iface veth-s ARGS` and waits until it serves its stats socket
+    /// (made after every queue's AF_XDP socket is bound).
+    fn start(net: &'a Net, name: &str, args: &[&str]) -> Daemon<'a> {
+        let out = net.dir.join(format!("{name}.stdout"));
+        let err = net.dir.join(format!("{name}.stderr"));
+        let sock = net.dir.join(format!("{name}.sock"));
+        let child = net
+            .exec(&net.srv, &[BIN, "run", "--iface", SRV_DEV])
+            .arg("--stats-socket")
+            .arg(&sock)
+            .args(["--duration", DAEMON_BACKSTOP_SECS])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(File::create(&out).unwrap())
+            .stderr(File::create(&err).unwrap())
+            .spawn()
+            .unwrap();
+        let mut d = Daemon {
+            _net: net,
+            child: Some(child),
+            out,
+            err,
+            sock,
+        };
+        let t = Instant::now();
+        while !d.sock.exists() {
+            if let Ok(Some(s)) = d.child.as_mut().unwrap().try_wait() {
+                panic!(
+                    "synline run {args:?} exited ({s}) before serving its stats socket:\n{}",
+                    d.stderr()
+                );
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "synline run {args:?} not up after 10 s:\n{}",
+                d.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    /// `synline stats --socket`, parsed.
+    fn stats(&self) -> HashMap<String, u64> {
+        let out = Command::new(BIN)
+            .args(["stats", "--socket"])
+            .arg(&self.sock)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "synline stats: {}", text(&out.stderr));
+        let s = text(&out.stdout);
+        assert!(s.starts_with("#synline\n"), "not nstat format: {s:?}");
+        parse_nstat(&s)
+    }
+
+    /// Polls the stats socket until counter `name` reaches `want` (or 5 s pass); the last
+    /// snapshot.
+    fn stats_when(&self, name: &str, want: u64) -> HashMap<String, u64> {
+        let t = Instant::now();
+        loop {
+            let s = self.stats();
+            if s.get(name).copied().unwrap_or(0) >= want || t.elapsed() > Duration::from_secs(5) {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGINT, and what the daemon left.
+    fn stop(mut self) -> Stopped {
+        let mut child = self.child.take().unwrap();
+        signal(child.id(), "INT");
+        let status = wait_for(&mut child, Duration::from_secs(10));
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let stderr = self.stderr();
+        let status = status
+            .unwrap_or_else(|| panic!("synline did not stop within 10 s of SIGINT:\n{stderr}"));
+        let lines = std::fs::read_to_string(&self.out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line {l:?}: {e}")))
+            .collect();
+        let totals = match stderr.split_once("totals:") {
+            Some((_, t)) => parse_nstat(t),
+            None => HashMap::new(),
+        };
+        Stopped {
+            status,
+            lines,
+            totals,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Daemon<'_> {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), "INT");
+            if wait_for(&mut c, Duration::from_secs(5)).is_none() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+impl Stopped {
+    fn total(&self, name: &str) -> u64 {
+        *self
+            .totals
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} in the totals:\n{}", self.stderr))
+    }
+
+    /// The JSON lines whose remote address is `remote`.
+    fn lines_from(&self, remote: &str) -> Vec<&Value> {
+        self.lines
+            .iter()
+            .filter(|l| l["remote"] == remote)
+            .collect()
+    }
+
+    /// The JSON line from `remote` carrying `data`; exactly one. (A client's local port may
+    /// come round again: a tuple is only unique together with the bytes each client sent.)
+    fn line_with(&self, remote: &str, data: &str) -> Result<&Value, String> {
+        let m: Vec<&Value> = self
+            .lines_from(remote)
+            .into_iter()
+            .filter(|l| l["data_text"] == data)
+            .collect();
+        match m.as_slice() {
+            [l] => Ok(l),
+            _ => Err(format!(
+                "{} JSON lines from {remote} with data {data:?} (from {remote}: {:?})",
+                m.len(),
+                self.lines_from(remote)
+            )),
+        }
+    }
+}
+
+fn remote(v6: bool, port: u64) -> String {
+    if v6 {
+        format!("[{V6_CLI}]:{port}")
+    } else {
+        format!("{V4_CLI}:{port}")
+    }
+}
+
+// ---- client scripts (python3, in the client namespace) ----
+
+/// `connect()`s to ADDR PORT N times, GAP seconds apart, each sending "client I" once
+/// connected; a JSON list of {i, port, ms, reset} or {i, error}. The local port is bound
+/// before `connect()` so that it is known however the connection ends. `reset`: connect()
+/// failed with ECONNRESET, which Linux only reports for a connection that was ESTABLISHED
+/// (an RST in SYN-SENT is ECONNREFUSED): the handshake completed and the daemon's RST
+/// arrived before python looked at the socket (a child made by a SYN cookie is made by the
+/// bare third ACK, TCP_DEFER_ACCEPT or not, as in Linux).
+const CONNECT: &str = r#"
+import errno, json, socket, sys, time
+addr, port, n, gap = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+res = []
+for i in range(n):
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", 0))
+    p = s.getsockname()[1]
+    s.settimeout(10)
+    t = time.monotonic()
+    reset = False
+    try:
+        s.connect((addr, port))
+    except ConnectionResetError:
+        reset = True
+    except OSError as e:
+        res.append({"i": i, "port": p, "error": str(e)})
+        s.close()
+        continue
+    ms = (time.monotonic() - t) * 1000
+    if not reset:
+        try:
+            s.send(b"client %d" % i)
+        except OSError:
+            pass
+    s.close()
+    res.append({"i": i, "port": p, "ms": ms, "reset": reset})
+    time.sleep(gap)
+print(json.dumps(res))
+"#;
+
+/// For every combination of the namespace's tcp_timestamps, tcp_sack and tcp_window_scaling
+/// (per-netns sysctls, IPv6 included), N IPv4 and N IPv6 clients; each reports what its own
+/// kernel negotiated (TCP_INFO: tcpi_options and the window shifts).
+const OPTION_CLIENTS: &str = r#"
+import json, socket, sys
+srv4, srv6, port, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def sysctl(name, v):
+    with open("/proc/sys/net/ipv4/" + name, "w") as f:
+        f.write(str(v))
+res = []
+for ts in (0, 1):
+    for sack in (0, 1):
+        for ws in (0, 1):
+            sysctl("tcp_timestamps", ts)
+            sysctl("tcp_sack", sack)
+            sysctl("tcp_window_scaling", ws)
+            for fam, addr in ((socket.AF_INET, srv4), (socket.AF_INET6, srv6)):
+                for i in range(n):
+                    v6 = fam == socket.AF_INET6
+                    msg = "ts=%d sack=%d ws=%d v%d #%d" % (ts, sack, ws, 6 if v6 else 4, i)
+                    s = socket.socket(fam, socket.SOCK_STREAM)
+                    s.settimeout(5)
+                    s.connect((addr, port))
+                    info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+                    s.send(msg.encode())
+                    res.append({"ts": ts, "sack": sack, "ws": ws, "v6": v6, "msg": msg,
+                                "port": s.getsockname()[1], "options": info[5],
+                                "snd_wscale": info[6] & 15, "rcv_wscale": info[6] >> 4})
+                    s.close()
+print(json.dumps(res))
+"#;
+
+/// Spoofed SYNs to DST:PORT from random 198.18.0.0/15 sources outside 198.18.0.0/24, over
+/// a raw socket with hand-built IPv4 and TCP headers, at most RATE a second (0: as fast as it
+/// can), until SIGINT (or SECS seconds). Prints "flooding" after the first 200, and
+/// "sent N SECONDS" at the end.
+const FLOOD: &str = r#"
+import random, socket, struct, sys, time
+dst, port, secs, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+d = socket.inet_aton(dst)
+def csum(b):
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    t = (t & 0xffff) + (t >> 16)
+    t = (t & 0xffff) + (t >> 16)
+    return ~t & 0xffff
+start = time.monotonic()
+sent = 0
+try:
+    while time.monotonic() - start < secs:
+        a = random.randrange(0xC6120000, 0xC6140000)
+        if a >> 8 == 0xC61200:
+            continue
+        src = struct.pack("!I", a)
+        tcp = struct.pack("!HHIIBBHHHBBH", random.randrange(1024, 65536), port,
+                          random.getrandbits(32), 0, 6 << 4, 0x02, 64240, 0, 0, 2, 4, 1460)
+        c = csum(src + d + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)
+        tcp = tcp[:16] + struct.pack("!H", c) + tcp[18:]
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), random.getrandbits(16), 0,
+                         64, 6, 0, src, d)
+        ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+        try:
+            s.sendto(ip + tcp, (dst, 0))
+        except OSError:
+            time.sleep(0.0001)
+            continue
+        sent += 1
+        if sent == 200:
+            print("flooding", flush=True)
+        if rate and sent % 100 == 0:
+            ahead = sent / rate - (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead)
+except KeyboardInterrupt:
+    pass
+print("sent %d %.3f" % (sent, time.monotonic() - start), flush=True)
+"#;
+
+/// A kernel TCP server on ADDR4 and ADDR6 port PORT greeting each connection; "ready" once
+/// listening; exits after 30 s.
+const KERNEL_SERVER: &str = r#"
+import select, socket, sys, time
+ls = []
+for fam, a in ((socket.AF_INET, sys.argv[1]), (socket.AF_INET6, sys.argv[2])):
+    l = socket.socket(fam, socket.SOCK_STREAM)
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind((a, int(sys.argv[3])))
+    l.listen(16)
+    ls.append(l)
+print("ready", flush=True)
+end = time.monotonic() + 30
+while time.monotonic() < end:
+    r, _, _ = select.select(ls, [], [], 0.5)
+    for l in r:
+        c, _ = l.accept()
+        c.sendall(b"kernel here\n")
+        c.close()
+"#;
+
+/// Connects to each ADDR PORT argument pair and reads the greeting; a JSON list of what each
+/// said.
+const KERNEL_CLIENT: &str = r#"
+import json, socket, sys
+res = []
+for addr in sys.argv[2:]:
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    s = socket.create_connection((addr, int(sys.argv[1])), timeout=5)
+    res.append(s.recv(100).decode())
+    s.close()
+print(json.dumps(res))
+"#;
+
+/// Reads one line of a background process's stdout.
+fn read_line(r: &mut BufReader<ChildStdout>) -> String {
+    let mut l = String::new();
+    let _ = r.read_line(&mut l);
+    l.trim().to_string()
+}
+
+/// The clients of a CONNECT run: (index, local port); panics naming any that failed.
+fn connected(v: &Value) -> Vec<(u64, u64)> {
+    let failed: Vec<&Value> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c.get("error").is_some())
+        .collect();
+    assert!(failed.is_empty(), "clients failed to connect: {failed:?}");
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["i"].as_u64().unwrap(), c["port"].as_u64().unwrap()))
+        .collect()
+}
+
+// ---- 1. every option combination, IPv4 and IPv6 ----
+
+#[test]
+fn kernel_clients_every_option_combination_v4_v6() {
+    let py = require_env!();
+    let net = Net::new(py, 1);
+    let d = Daemon::start(&net, "d", &["--listen", LISTEN_V4, "--listen", LISTEN_V6]);
+    let per = 2;
+    let clients = net.client_json(OPTION_CLIENTS, &[V4_SRV, V6_SRV, "8080", &per.to_string()]);
+    let clients = clients.as_array().unwrap();
+    let n = clients.len() as u64;
+    assert_eq!(n, 8 * 2 * per);
+
+    let live = d.stats_when("TcpPassiveOpens", n);
+    assert_eq!(live["TcpPassiveOpens"], n, "synline stats: {live:?}");
+    assert!(live["SynlineOutSynAcks"] >= n, "synline stats: {live:?}");
+    let s = d.stop();
+    assert!(s.status.success(), "exit {}:\n{}", s.status, s.stderr);
+
+    let mut wrong = Vec::new();
+    for c in clients {
+        let (ts, sack, ws) = (c["ts"] == 1, c["sack"] == 1, c["ws"] == 1);
+        let v6 = c["v6"] == true;
+        let who = format!("{} (client port {})", c["msg"], c["port"]);
+        // The client's kernel agreed to exactly what it offered: synline's SYN-ACK echoed it.
+        let opts = c["options"].as_u64().unwrap() & 7;
+        let want = ts as u64 | (sack as u64) << 1 | (ws as u64) << 2;
+        if opts != want {
+            wrong.push(format!(
+                "{who}: client tcpi_options {opts:#x}, want {want:#x}"
+            ));
+        }
+        let msg = c["msg"].as_str().unwrap();
+        let l = match s.line_with(&remote(v6, c["port"].as_u64().unwrap()), msg) {
+            Ok(l) => l,
+            Err(e) => {
+                wrong.push(format!("{who}: {e}"));
+                continue;
+            }
+        };
+        let local = if v6 {
+            format!("[{V6_SRV}]:{PORT}")
+        } else {
+            format!("{V4_SRV}:{PORT}")
+        };
+        let (snd_ws, rcv_ws) = if ws {
+            (c["rcv_wscale"].clone(), c["snd_wscale"].clone())
+        } else {
+            (Value::Null, Value::from(0))
+        };
+        let checks: [(&str, bool); 10] = [
+            ("local", l["local"] == local.as_str()),
+            ("data_text", l["data_text"] == c["msg"]),
+            ("sack", l["sack"] == sack),
+            ("timestamps", l["timestamps"].is_object() == ts),
+            ("snd_wscale", l["snd_wscale"] == snd_ws),
+            ("rcv_wscale", l["rcv_wscale"] == rcv_ws),
+            // What the client's SYN announced: the MTU less 40 (IPv6: 60).
+            ("mss", l["mss"] == if v6 { 1440 } else { 1460 }),
+            ("ecn", l["ecn"] == false),
+            ("syncookie", l["syncookie"] == false),
+            ("state", l["state"] == "ESTABLISHED"),
+        ];
+        for (field, ok) in checks {
+            if !ok {
+                wrong.push(format!("{who}: {field} wrong: line {l}, client {c}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_eq!(s.lines.len() as u64, n, "JSON lines");
+    assert_eq!(s.total("TcpPassiveOpens"), n, "totals:\n{}", s.stderr);
+    assert!(s.total("SynlineOutSynAcks") >= n, "totals:\n{}", s.stderr);
+    assert!(s.total("SynlineInSyns") >= n, "totals:\n{}", s.stderr);
+}
+
+// ---- 2. a SYN flood at backlog 16 with syncookies=1 ----
+
+#[test]
+fn syn_flood_backlog_16_syncookies_every_client_connects() {
+    let py = require_env!();
+    let net = Net::new(py, 1);
+    // Replies to the spoofed sources leave by the veth (the client side drops them).
+    must(&[
+        "ip",
+        "-n",
+        &net.srv,
+        "route",
+        "add",
+        "198.18.0.0/15",
+        "dev",
+        SRV_DEV,
+    ]);
+    let d = Daemon::start(
+        &net,
+        "d",
+        &[
+            "--listen",
+            "198.18.0.1:8080,backlog=16,tcp_syncookies=1,TCP_DEFER_ACCEPT=1",
+        ],
+    );
+    let mut flood = Bg {
+        child: net
+            .exec(
+                &net.cli,
+                &[&net.py, "-c", FLOOD, V4_SRV, "8080", "20", FLOOD_RATE],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    };
+    let mut flood_out = BufReader::new(flood.child.stdout.take().unwrap());
+    let first = read_line(&mut flood_out);
+    if first != "flooding" {
+        let _ = wait_for(&mut flood.child, Duration::from_secs(5));
+        let mut err = String::new();
+        if let Some(mut e) = flood.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        panic!("the flood did not start: {first:?}\n{err}");
+    }
+    let started = Instant::now();
+    let clients = net.client_json(CONNECT, &[V4_SRV, "8080", "30", "0.04"]);
+    let clients_took = started.elapsed();
+    let during = d.stats();
+    signal(flood.child.id(), "INT");
+    let last = read_line(&mut flood_out);
+    let status = wait_for(&mut flood.child, Duration::from_secs(10));
+    let (sent, secs) = match last.split_whitespace().collect::<Vec<_>>()[..] {
+        ["sent", n, t] => (n.parse::<u64>().unwrap(), t.parse::<f64>().unwrap()),
+        _ => panic!("flood said {last:?} ({status:?})"),
+    };
+    eprintln!(
+        "flood: {sent} spoofed SYNs in {secs:.2} s ({:.0}/s); 30 clients in {:.2} s",
+        sent as f64 / secs,
+        clients_took.as_secs_f64()
+    );
+    assert!(sent >= 2000, "only {sent} SYNs sent");
+    let ok = connected(&clients);
+    assert_eq!(ok.len(), 30);
+    let slowest = clients
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["ms"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    eprintln!("slowest connect during the flood: {slowest:.1} ms");
+
+    d.stats_when("TcpPassiveOpens", 30);
+    let s = d.stop();
+    assert!(s.status.success(), "exit {}:\n{}", s.status, s.stderr);
+    let t = |name: &str| s.total(name);
+    eprintln!(
+        "daemon: SynlineInSyns {} ({:.0}/s while flooding), SynlineOutSynAcks {}, \
+         TcpExtSyncookiesSent {}, TcpExtSyncookiesRecv {}, TcpExtSyncookiesFailed {}, \
+         TcpPassiveOpens {}, TcpOutRsts {}; XDP redirected {}, AF_XDP frames received {}, \
+         TX ring full {}, fill ring empty {}; {} of {} children from cookies",
+        t("SynlineInSyns"),
+        during["SynlineInSyns"] as f64 / secs,
+        t("SynlineOutSynAcks"),
+        t("TcpExtSyncookiesSent"),
+        t("TcpExtSyncookiesRecv"),
+        t("TcpExtSyncookiesFailed"),
+        t("TcpPassiveOpens"),
+        t("TcpOutRsts"),
+        t("SynlineXdpRedirected"),
+        t("SynlineXskRxFramesQ0"),
+        t("SynlineXskTxRingFullQ0"),
+        t("SynlineXskFillRingEmptyQ0"),
+        s.lines.iter().filter(|l| l["syncookie"] == true).count(),
+        s.lines.len(),
+    );
+    // At least one line per client. More than one when a cookie child was reset before the
+    // client's data segment arrived: that segment carries the same valid cookie and makes
+    // a second child (the engine keeps no state for a child once it is handed over).
+    let per_client: Vec<usize> = ok
+        .iter()
+        .map(|(_, p)| s.lines_from(&remote(false, *p)).len())
+        .collect();
+    let missing: Vec<String> = ok
+        .iter()
+        .zip(&per_client)
+        .filter(|(_, n)| **n == 0)
+        .map(|((i, p), _)| format!("client {i} (port {p})"))
+        .collect();
+    eprintln!(
+        "JSON lines: {} for 30 clients ({} clients with two or more); {} connect()s saw the \
+         daemon's RST before returning",
+        s.lines.len(),
+        per_client.iter().filter(|n| **n > 1).count(),
+        clients
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["reset"] == true)
+            .count()
+    );
+    assert!(missing.is_empty(), "no JSON line for {missing:?}");
+    assert!(
+        s.total("TcpExtSyncookiesSent") > 0,
+        "the SYN queue never overflowed:\n{}",
+        s.stderr
+    );
+    assert!(s.total("TcpPassiveOpens") >= 30, "totals:\n{}", s.stderr);
+}
+
+// ---- 3. traffic for no listener reaches the kernel ----
+
+#[test]
+fn traffic_not_for_a_listener_reaches_the_kernel() {
+    let py = require_env!();
+    let net = Net::new(py, 1);
+    let d = Daemon::start(&net, "d", &["--listen", LISTEN_V4, "--listen", LISTEN_V6]);
+    let mut server = Bg {
+        child: net
+            .exec(
+                &net.srv,
+                &[
+                    &net.py,
+                    "-c",
+                    KERNEL_SERVER,
+                    V4_SRV,
+                    V6_SRV,
+                    &KERNEL_PORT.to_string(),
+                ],
+            )
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    };
+    let mut out = BufReader::new(server.child.stdout.take().unwrap());
+    assert_eq!(
+        read_line(&mut out),
+        "ready",
+        "the kernel server did not start"
+    );
+
+    for addr in [V4_SRV, V6_SRV] {
+        let p = net
+            .exec(&net.cli, &["ping", "-c", "1", "-W", "3", addr])
+            .output()
+            .unwrap();
+        assert!(
+            p.status.success(),
+            "ping {addr} while synline runs: {}{}",
+            text(&p.stdout),
+            text(&p.stderr)
+        );
+    }
+    let greetings = net.client_json(KERNEL_CLIENT, &[&KERNEL_PORT.to_string(), V4_SRV, V6_SRV]);
+    assert_eq!(
+        greetings,
+        serde_json::json!(["kernel here\n", "kernel here\n"]),
+        "the kernel server on port {KERNEL_PORT}"
+    );
+    // And the listener next to it still works.
+    let c = connected(&net.client_json(CONNECT, &[V4_SRV, "8080", "1", "0"]));
+    d.stats_when("TcpPassiveOpens", 1);
+    let s = d.stop();
+    assert!(s.status.success(), "exit {}:\n{}", s.status, s.stderr);
+    assert_eq!(s.lines.len(), 1, "JSON lines: {:?}", s.lines);
+    assert_eq!(s.lines[0]["remote"], remote(false, c[0].1));
+    assert_eq!(s.total("TcpPassiveOpens"), 1);
+    // The XDP program passed them on, and said why.
+    for name in [
+        "SynlineXdpPassed",
+        "SynlineXdpNotListener",
+        "SynlineXdpNotTcp",
+    ] {
+        assert!(s.total(name) > 0, "{name} = 0:\n{}", s.stderr);
+    }
+}
+
+// ---- 4. two queues, two workers ----
+
+#[test]
+fn two_queues_both_carry_traffic_counters_exact() {
+    let py = require_env!();
+    let net = Net::new(py, 2);
+    let channels = must(&["ip", "netns", "exec", &net.srv, "ethtool", "-l", SRV_DEV]);
+    let d = Daemon::start(
+        &net,
+        "d",
+        &[
+            "--listen", LISTEN_V4, "--listen", LISTEN_V6, "--cpus", "0,1",
+        ],
+    );
+    assert!(
+        d.stderr().contains("2 queue(s)"),
+        "synline did not see 2 queues:\n{}\n{channels}",
+        d.stderr()
+    );
+    let n = 100u64;
+    let v4 = connected(&net.client_json(CONNECT, &[V4_SRV, "8080", "50", "0"]));
+    let v6 = connected(&net.client_json(CONNECT, &[V6_SRV, "8080", "50", "0"]));
+
+    let live = d.stats_when("TcpPassiveOpens", n);
+    let (q0, q1) = (live["SynlineXskRxFramesQ0"], live["SynlineXskRxFramesQ1"]);
+    eprintln!("frames received: queue 0 {q0}, queue 1 {q1}");
+    let xps = must(&[
+        "ip",
+        "netns",
+        "exec",
+        &net.cli,
+        "sh",
+        "-c",
+        "grep . /sys/class/net/veth-c/queues/tx-*/xps_cpus",
+    ]);
+    assert!(
+        q0 > 0 && q1 > 0,
+        "one queue carried nothing (Q0 {q0}, Q1 {q1}); veth picks the RX queue from the \
+         sender's TX queue; client XPS: {xps}\nserver channels: {channels}"
+    );
+    assert_eq!(live["TcpPassiveOpens"], n, "synline stats: {live:?}");
+    let s = d.stop();
+    assert!(s.status.success(), "exit {}:\n{}", s.status, s.stderr);
+    assert_eq!(s.lines.len() as u64, n, "JSON lines");
+    assert_eq!(s.total("TcpPassiveOpens"), n);
+    let mut wrong = Vec::new();
+    for (v6, clients) in [(false, &v4), (true, &v6)] {
+        for (i, port) in clients {
+            if let Err(e) = s.line_with(&remote(v6, *port), &format!("client {i}")) {
+                wrong.push(format!("client {i}: {e}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+// ---- 5. bad start-up input ----
+
+/// Runs `synline run ARGS` in the server namespace (after `pre`, e.g. setpriv) and checks
+/// it fails with each of `want` on stderr and leaves nothing attached to veth-s.
+fn expect_startup_failure(net: &Net, pre: &[&str], bin: &str, args: &[&str], want: &[&str]) {
+    let sock = net.dir.join("failing.sock");
+    let mut cmd = vec!["timeout", "20"];
+    cmd.extend(pre);
+    cmd.extend([bin, "run"]);
+    cmd.extend(args);
+    let out = net
+        .exec(&net.srv, &cmd)
+        .arg("--stats-socket")
+        .arg(&sock)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success() && out.status.code() != Some(124),
+        "synline run {args:?}: exit {}, stderr:\n{err}",
+        out.status
+    );
+    for w in want {
+        assert!(
+            err.contains(w),
+            "synline run {args:?}: stderr lacks {w:?}:\n{err}"
+        );
+    }
+    eprintln!("synline run {args:?}: {}: {}", out.status, err.trim());
+    assert_eq!(
+        net.xdp_on_server(),
+        None,
+        "synline run {args:?} left XDP on"
+    );
+    assert!(!sock.exists(), "synline run {args:?} left a stats socket");
+}
+
+#[test]
+fn startup_fails_no_such_interface() {
+    let py = require_env!();
+    let net = Net::new(py, 1);
+    expect_startup_failure(
+        &net,
+        &[],
+        BIN,
+        &["--iface", "nosuch0", "--listen", "198.18.0.1:8080"],
+        &["no such interface", "nosuch0"],
+    );
+}
+
+#[test]
+fn startup_fails_not_root() {
+    let py = require_env!();
+    let net = Net::new(py, 1);
+    // A copy nobody can reach (the target directory might not be).
+    let bin = net.dir.join("synline");
+    std::fs::copy(BIN, &bin).unwrap();
+    expect_startup_failure(
+        &net,
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ],
+        bin.to_str().unwrap(),
+        &["--iface", SRV_DEV, "--listen", "198.18.0.1:8080"],
+        &["not root"],
+    );
+}
+
+#[test]
+fn startup_fails_address_not_on_interface() {
+    let py = require_env!();
+    let net = Net::new(py, 1);
+    expect_startup_failure(
+        &net,
+        &[],
+        BIN,
+        &["--iface", SRV_DEV, "--listen", "198.18.0.99:8080"],
+        &["198.18.0.99", "is not on interface veth-s"],
+    );
+    expect_startup_failure(
+        &net,
+        &[],
+        BIN,
+        &[
+            "--iface",
+            SRV_DEV,
+            "--listen",
+            LISTEN_V4,
+            "--listen",
+            "[2001:2::99]:8080",
+        ],
+        &["2001:2::99", "is not on interface veth-s"],
+    );
+}
+
+#[test]
+fn startup_fails_bad_listen_value() {
+    let py = require_env!();
+    let net = Net::new(py, 1);
+    for (listen, want) in [
+        ("198.18.0.1:http", "198.18.0.1:http"),
+        ("198.18.0.1", "198.18.0.1"),
+        ("198.18.0.1:0", "port 0"),
+        ("198.18.0.1:8080,bogus=1", "unknown setting \"bogus\""),
+        ("198.18.0.1:8080,backlog=many", "backlog=many"),
+        (
+            "198.18.0.1:8080,tcp_syncookies=3",
+            "tcp_syncookies must be 0, 1 or 2",
+        ),
+        ("198.18.0.1:8080,IP_TTL", "is not key=value"),
+    ] {
+        expect_startup_failure(
+            &net,
+            &[],
+            BIN,
+            &["--iface", SRV_DEV, "--listen", listen],
+            &[want],
+        );
+    }
+}
+
+#[test]
+fn startup_fails_xdp_already_attached_first_keeps_working() {
+    let py = require_env!();
+    let net = Net::new(py, 1);
+    let first = Daemon::start(&net, "first", &["--listen", LISTEN_V4]);
+    let prog = net
+        .xdp_on_server()
+        .expect("the first daemon attached nothing");
+
+    let sock = net.dir.join("second.sock");
+    let out = net
+        .exec(
+            &net.srv,
+            &[
+                "timeout", "20", BIN, "run", "--iface", SRV_DEV, "--listen", LISTEN_V4,
+            ],
+        )
+        .arg("--stats-socket")
+        .arg(&sock)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success() && out.status.code() != Some(124),
+        "the second synline: exit {}:\n{err}",
+        out.status
+    );
+    for w in ["attach XDP to veth-s", "already attached"] {
+        assert!(
+            err.contains(w),
+            "the second synline's stderr lacks {w:?}:\n{err}"
+        );
+    }
+    eprintln!("the second synline: {}: {}", out.status, err.trim());
+    assert!(!sock.exists(), "the second synline left its stats socket");
+    assert_eq!(
+        net.xdp_on_server().as_deref(),
+        Some(prog.as_str()),
+        "the second synline changed the first's XDP program"
+    );
+
+    // The first one still answers, and still counts.
+    let c = connected(&net.client_json(CONNECT, &[V4_SRV, "8080", "3", "0"]));
+    let live = first.stats_when("TcpPassiveOpens", 3);
+    assert_eq!(live["TcpPassiveOpens"], 3);
+    let s = first.stop();
+    assert!(s.status.success(), "exit {}:\n{}", s.status, s.stderr);
+    assert_eq!(s.lines.len(), 3);
+    for (i, p) in c {
+        if let Err(e) = s.line_with(&remote(false, p), &format!("client {i}")) {
+            panic!("client {i}: {e}");
+        }
+    }
+    assert_eq!(
+        net.xdp_on_server(),
+        None,
+        "XDP left on after the first stopped"
+    );
+}
