@@ -252,7 +252,8 @@ impl Config {
                 other => bail!("--listen {flag}: unknown setting {other:?}"),
             }
         }
-        self.listeners.push(l.into_spec()?);
+        self.listeners
+            .push(l.into_spec().with_context(|| format!("--listen {flag}"))?);
         Ok(())
     }
 

@@ -22,7 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use synline_core::{AddressFamily, DropReason, Mib, Secrets, Socket, Stack, StackConfig};
 use synline_xdp::{
-    AttachMode, BindMode, Datapath, DatapathConfig, QueueStats, XdpProgram, XskConfig, XskQueue,
+    AttachMode, BindMode, Datapath, DatapathConfig, QueueStats, XdpProgram, XskConfig,
+    XskKernelStats, XskQueue,
 };
 
 /// Options of `synline run` beyond the listeners.
@@ -124,7 +125,7 @@ impl Rates {
             .map(|r| (*r, now.drops(*r) - self.last.drops(*r)))
             .filter(|(_, n)| *n > 0)
             .collect();
-        drops.sort_by(|a, b| b.1.cmp(&a.1));
+        drops.sort_by_key(|d| std::cmp::Reverse(d.1));
         let drops: Vec<String> = drops
             .iter()
             .take(3)
@@ -154,12 +155,49 @@ impl Rates {
     }
 }
 
+/// Per-queue counters: the worker's own, and the kernel's for its AF_XDP socket
+/// (`getsockopt(XDP_STATISTICS)`): frames the kernel dropped before the socket saw them, for
+/// a full RX ring or an empty fill ring, which no user-space counter can see.
+#[derive(Default)]
+struct QueueCounters {
+    worker: QueueStats,
+    kernel: Mutex<XskKernelStats>,
+}
+
+impl QueueCounters {
+    fn read_kernel(&self, xsk: &XskQueue) {
+        if let (Ok(k), Ok(mut slot)) = (xsk.kernel_stats(), self.kernel.lock()) {
+            *slot = k;
+        }
+    }
+}
+
+fn queue_counters(queues: &[Arc<QueueCounters>]) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for (i, q) in queues.iter().enumerate() {
+        for (n, v) in q.worker.snapshot().named() {
+            out.push((format!("{n}Q{i}"), v));
+        }
+        let k = q.kernel.lock().map(|k| *k).unwrap_or_default();
+        for (n, v) in [
+            ("SynlineXskKernRxDropped", k.rx_dropped),
+            ("SynlineXskKernRxRingFull", k.rx_ring_full),
+            ("SynlineXskKernFillRingEmpty", k.rx_fill_ring_empty),
+            ("SynlineXskKernRxInvalidDescs", k.rx_invalid_descs),
+            ("SynlineXskKernTxInvalidDescs", k.tx_invalid_descs),
+        ] {
+            out.push((format!("{n}Q{i}"), v));
+        }
+    }
+    out
+}
+
 /// Serves the counters in nstat format on a unix socket: one snapshot per connection.
 fn serve_stats(
     path: &Path,
     stack: Stack,
     xdp: Arc<Mutex<Vec<(String, u64)>>>,
-    queues: Vec<Arc<QueueStats>>,
+    queues: Vec<Arc<QueueCounters>>,
     stop: Arc<AtomicBool>,
 ) -> Result<()> {
     if let Some(dir) = path.parent() {
@@ -176,11 +214,7 @@ fn serve_stats(
             match l.accept() {
                 Ok((mut c, _)) => {
                     let mut extra = xdp.lock().map(|v| v.clone()).unwrap_or_default();
-                    for (i, q) in queues.iter().enumerate() {
-                        for (n, v) in q.snapshot().named() {
-                            extra.push((format!("{n}Q{i}"), v));
-                        }
-                    }
+                    extra.extend(queue_counters(&queues));
                     let _ = c.write_all(stats::nstat(&stack.stats(), &extra).as_bytes());
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
@@ -275,8 +309,8 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("sigaction(SIGINT/SIGTERM)")?;
     }
-    let qstats: Vec<Arc<QueueStats>> = (0..queues)
-        .map(|_| Arc::new(QueueStats::default()))
+    let qstats: Vec<Arc<QueueCounters>> = (0..queues)
+        .map(|_| Arc::new(QueueCounters::default()))
         .collect();
     let xdp_counters = Arc::new(Mutex::new(Vec::new()));
     if let Some(p) = &opts.stats_socket {
@@ -307,13 +341,18 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
                     if let Some(c) = cpu {
                         synline_xdp::pin_current_thread(c)?;
                     }
+                    let mut rounds = 0u32;
                     while !stop.load(Ordering::Relaxed) {
                         let round = dp.poll_once(
                             &mut xsk,
                             &mut worker,
                             synline_xdp::monotonic_now(),
-                            &stats,
+                            &stats.worker,
                         )?;
+                        rounds = rounds.wrapping_add(1);
+                        if rounds % 1024 == 0 {
+                            stats.read_kernel(&xsk);
+                        }
                         // Drain the accept lists: log, then reset each child from this queue.
                         for s in socks.iter() {
                             for _ in 0..64 {
@@ -327,6 +366,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
                         }
                         dp.idle(&mut xsk, round)?;
                     }
+                    stats.read_kernel(&xsk);
                     Ok(())
                 })?,
         );
@@ -374,11 +414,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
         .unwrap_or_default();
     prog.detach_all().context("detach the XDP program")?;
     let mut extra = xdp_final;
-    for (i, q) in qstats.iter().enumerate() {
-        for (n, v) in q.snapshot().named() {
-            extra.push((format!("{n}Q{i}"), v));
-        }
-    }
+    extra.extend(queue_counters(&qstats));
     eprintln!("synline: XDP detached from {}; totals:", opts.iface);
     eprint!("{}", stats::nstat(&stack.stats(), &extra));
     match failed {
