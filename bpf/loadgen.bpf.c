@@ -26,6 +26,7 @@
  *   else is passed to the kernel.
  *
  * lg_pass: XDP_PASS, for a receiving veth that needs an XDP program to accept XDP frames.
+ * lg_drop: XDP_DROP, the same for measuring how many SYNs reach the receiving side at all.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -642,6 +643,12 @@ SEC("xdp")
 int lg_pass(struct xdp_md *ctx)
 {
 	return XDP_PASS;
+}
+
+SEC("xdp")
+int lg_drop(struct xdp_md *ctx)
+{
+	return XDP_DROP;
 }
 
 char LICENSE[] SEC("license") = "GPL";

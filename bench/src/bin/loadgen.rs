@@ -64,8 +64,12 @@ enum Cmd {
         /// The interface (in the current network namespace).
         #[arg(long)]
         iface: String,
-        /// Detach the program instead (only if it is this tool's `lg_pass`).
+        /// Attach one that drops every frame (XDP_DROP) instead: the ceiling of the path, how
+        /// many SYNs reach the receiving side at all.
         #[arg(long)]
+        drop: bool,
+        /// Detach the program instead (only if it is this tool's `lg_pass` or `lg_drop`).
+        #[arg(long, conflicts_with = "drop")]
         detach: bool,
     },
     /// Check the XDP programs with BPF_PROG_RUN on hand-made frames (root; sends nothing).
@@ -151,7 +155,11 @@ impl Mode {
 fn main() {
     let cli = Cli::parse();
     let r = match cli.cmd {
-        Some(Cmd::XdpPass { iface, detach }) => xdp_pass(&iface, detach),
+        Some(Cmd::XdpPass {
+            iface,
+            drop,
+            detach,
+        }) => xdp_pass(&iface, drop, detach),
         Some(Cmd::Selftest) => selftest::run(),
         None => run(cli.run),
     };
@@ -291,7 +299,7 @@ fn size_of_cpuset() -> usize {
 
 // ---- xdp-pass ----
 
-fn xdp_pass(ifname: &str, detach: bool) -> Result<()> {
+fn xdp_pass(ifname: &str, drop: bool, detach: bool) -> Result<()> {
     let index = ifindex(ifname)?;
     if detach {
         let lg = Loadgen::load_plain()?;
@@ -307,18 +315,20 @@ fn xdp_pass(ifname: &str, detach: bool) -> Result<()> {
             .map(|p| p.name.to_string_lossy().into_owned())
             .unwrap_or_default();
         ensure!(
-            name == "lg_pass",
-            "{ifname}: the attached XDP program (id {id}) is {name:?}, not lg_pass: left alone"
+            name == "lg_pass" || name == "lg_drop",
+            "{ifname}: the attached XDP program (id {id}) is {name:?}, not lg_pass or lg_drop: \
+             left alone"
         );
         libbpf_rs::Xdp::new(std::os::fd::AsFd::as_fd(lg.prog()))
             .detach(index, libbpf_rs::XdpFlags::DRV_MODE)
             .with_context(|| format!("bpf_xdp_detach on {ifname}"))?;
-        println!("{ifname}: lg_pass (id {id}) detached");
+        println!("{ifname}: {name} (id {id}) detached");
         return Ok(());
     }
     let lg = Loadgen::load_plain()?;
-    let id = lg.attach_pass_forever(index, ifname)?;
-    println!("{ifname}: lg_pass attached (native XDP, program id {id})");
+    let id = lg.attach_sink_forever(drop, index, ifname)?;
+    let name = if drop { "lg_drop" } else { "lg_pass" };
+    println!("{ifname}: {name} attached (native XDP, program id {id})");
     Ok(())
 }
 

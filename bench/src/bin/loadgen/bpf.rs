@@ -167,7 +167,7 @@ impl Loadgen {
         Ok(Loadgen { skel, rx_on: None })
     }
 
-    /// Loads the object with an all-zero configuration (for `lg_pass`).
+    /// Loads the object with an all-zero configuration (for `lg_pass` and `lg_drop`).
     pub fn load_plain() -> Result<Self> {
         let skel = open_and_load(|_| Ok(()))?;
         Ok(Loadgen { skel, rx_on: None })
@@ -181,12 +181,22 @@ impl Loadgen {
         Ok(())
     }
 
-    /// Attaches `lg_pass` to `ifname` in native mode and leaves it there: a netlink XDP
-    /// attachment outlives the process (remove it with `ip link set dev IF xdp off`).
-    pub fn attach_pass_forever(&self, ifindex: i32, ifname: &str) -> Result<u32> {
-        attach_native(&self.skel.progs.lg_pass, ifindex, ifname)?;
-        Program::id_from_fd(self.skel.progs.lg_pass.as_fd())
-            .context("bpf_prog_get_info_by_fd (lg_pass)")
+    /// Attaches `lg_pass` (or `lg_drop`) to `ifname` in native mode and leaves it there: a
+    /// netlink XDP attachment outlives the process (remove it with `ip link set dev IF xdp
+    /// off`).
+    pub fn attach_sink_forever(&self, drop: bool, ifindex: i32, ifname: &str) -> Result<u32> {
+        let prog = if drop {
+            &self.skel.progs.lg_drop
+        } else {
+            &self.skel.progs.lg_pass
+        };
+        attach_native(prog, ifindex, ifname)?;
+        Program::id_from_fd(prog.as_fd()).with_context(|| {
+            format!(
+                "bpf_prog_get_info_by_fd ({})",
+                prog.name().to_string_lossy()
+            )
+        })
     }
 
     /// Detaches `lg_xdp` if it is still the program attached where we put it.
@@ -270,8 +280,11 @@ fn attach_native(prog: &ProgramMut<'_>, ifindex: i32, ifname: &str) -> Result<()
     let xdp = Xdp::new(prog.as_fd());
     xdp.attach(ifindex, XdpFlags::UPDATE_IF_NOEXIST | XdpFlags::DRV_MODE)
         .map_err(|e| {
+            // EBUSY (16) has no ErrorKind of its own.
+            let busy =
+                e.kind() == ErrorKind::AlreadyExists || e.to_string().contains("os error 16");
             let hint = match e.kind() {
-                ErrorKind::AlreadyExists => format!(
+                _ if busy => format!(
                     " (an XDP program is already attached; `ip link set dev {ifname} xdp off` \
                      removes it)"
                 ),
