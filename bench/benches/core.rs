@@ -294,5 +294,74 @@ fn bench_cookies(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_requests, bench_cookies);
+/// Two workers on two threads sharing one listener: qlen/young, ack_backlog and the accept
+/// list are the cache lines they contend on. Each thread makes its own clients' handshakes
+/// (SYN, then third ACK, each phase started together) and accepts from the shared list; the
+/// time is the slower thread's SYN-plus-ACK time per handshake: ns per handshake per worker,
+/// to compare with `syn_synack_insert` + `third_ack_child` on one worker.
+fn bench_contention(c: &mut Criterion) {
+    let mut g = c.benchmark_group("core");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(6));
+    let stack = Stack::new(
+        StackConfig { workers: 2, somaxconn: 1 << 16, ..StackConfig::default() },
+        Secrets::from_seed(11),
+    );
+    let mut sock = stack.socket(AddressFamily::Inet).unwrap();
+    sock.set_config(ListenerConfig { syncookies: SyncookieMode::Never, ..ListenerConfig::default() }).unwrap();
+    sock.bind(SERVER.parse().unwrap()).unwrap();
+    sock.listen(1 << 16).unwrap();
+    let sock = std::sync::Arc::new(sock);
+    let workers = std::sync::Arc::new(std::sync::Mutex::new(vec![stack.worker(0).unwrap(), stack.worker(1).unwrap()]));
+    let mut next = 0u32;
+    g.bench_function("two_workers_one_listener_handshake", |b| {
+        b.iter_custom(|iters| {
+            let per = (iters as usize).max(1);
+            let mut total = Duration::ZERO;
+            let mut left = per;
+            while left > 0 {
+                let k = CHUNK.min(left);
+                let mut ws = std::mem::take(&mut *workers.lock().unwrap());
+                let frames: Vec<_> = (0..2).map(|t| syns(next + (t as u32) * (1 << 22), k)).collect();
+                next = next.wrapping_add(k as u32) % (1 << 22);
+                let barrier = std::sync::Barrier::new(2);
+                let elapsed = std::thread::scope(|scope| {
+                    let hs: Vec<_> = ws
+                        .iter_mut()
+                        .zip(frames)
+                        .map(|(w, (mut bufs, mut lens))| {
+                            let (barrier, sock) = (&barrier, sock.clone());
+                            scope.spawn(move || {
+                                let now = Duration::from_secs(10_000);
+                                // Both threads answer their SYNs at the same time...
+                                barrier.wait();
+                                let syn = run_all(w, &mut bufs, &lens, now, is_tx);
+                                acks(&mut bufs, &mut lens);
+                                // ...and turn their third ACKs into children at the same time.
+                                barrier.wait();
+                                let t = Instant::now();
+                                for (b, &len) in bufs.iter_mut().zip(&lens) {
+                                    black_box(w.handle_frame(b, len, now));
+                                    let _ = sock.accept();
+                                }
+                                syn + t.elapsed()
+                            })
+                        })
+                        .collect();
+                    hs.into_iter().map(|h| h.join().unwrap()).max().unwrap()
+                });
+                // Acks that raced the accept list's bound were dropped: clear leftovers.
+                while sock.accept().is_ok() {}
+                *workers.lock().unwrap() = ws;
+                total += elapsed;
+                left -= k;
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_requests, bench_cookies, bench_contention);
 criterion_main!(benches);

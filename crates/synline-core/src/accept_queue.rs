@@ -11,6 +11,7 @@ use crate::flow::FlowKey;
 use core::net::SocketAddr;
 use core::sync::atomic::{AtomicU32, Ordering};
 use crossbeam::queue::ArrayQueue;
+use crossbeam::utils::CachePadded;
 use synline_wire::SeqNumber;
 
 /// State of a child when it is handed over (C-8).
@@ -99,8 +100,9 @@ impl Child {
 #[derive(Debug)]
 pub struct AcceptQueue {
     queue: ArrayQueue<Child>,
-    /// `sk_ack_backlog`.
-    ack_backlog: AtomicU32,
+    /// `sk_ack_backlog`, on its own cache line (written by every push and pop, while the
+    /// queue's read-only fields beside it are read by both).
+    ack_backlog: CachePadded<AtomicU32>,
 }
 
 impl AcceptQueue {
@@ -108,7 +110,7 @@ impl AcceptQueue {
     pub fn new(capacity: usize) -> Self {
         AcceptQueue {
             queue: ArrayQueue::new(capacity.max(1)),
-            ack_backlog: AtomicU32::new(0),
+            ack_backlog: CachePadded::new(AtomicU32::new(0)),
         }
     }
 

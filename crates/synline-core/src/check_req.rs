@@ -130,7 +130,8 @@ impl Worker {
         now: Duration,
     ) -> Option<Verdict> {
         let seg = p.seg;
-        let l = self.reqs.get(id).listener.clone();
+        let slot = self.reqs.get(id).listener;
+        let l = self.lrefs.get(slot);
 
         // the listener is gone: drop the request and look again (the kernel's
         // `goto lookup`): a new listener on the port takes the segment; with none left, the
@@ -239,7 +240,7 @@ impl Worker {
         // the child. R-11 (another CPU converted R first) cannot happen: one worker owns R.
         let open = OpenReq::of(r);
         let payload = p.payload(buf);
-        if self.syn_recv_sock(&l, &open, &seg, payload, false) {
+        if self.syn_recv_sock(self.lrefs.get(slot), &open, &seg, payload, false) {
             // C-3, C-6: the child replaces R; its timer goes; qlen--, young-- once.
             self.remove_request(id);
             return Some(Verdict::Consumed);
@@ -271,7 +272,8 @@ impl Worker {
     /// Takes R out of the shard and the listener's counts (`inet_csk_reqsk_queue_drop`).
     pub(crate) fn remove_request(&mut self, id: ReqId) {
         let r = self.reqs.remove(id);
-        r.listener.reqsk_removed(r.num_timeout);
+        self.lrefs.get(r.listener).reqsk_removed(r.num_timeout);
+        self.lrefs.release(r.listener);
         self.stats.set_requests(self.reqs.len());
     }
 
@@ -398,7 +400,7 @@ impl Worker {
     /// C-1, C-2, C-7, C-8: makes the child and appends it to the accept list; false (with
     /// ListenOverflows + ListenDrops) when the list is full.
     pub(crate) fn syn_recv_sock(
-        &mut self,
+        &self,
         l: &Listener,
         o: &OpenReq,
         seg: &Segment,

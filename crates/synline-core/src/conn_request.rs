@@ -172,7 +172,8 @@ impl Worker {
         }
 
         //
-        let mut r = RequestSock::new(key, l.clone());
+        let slot = self.lrefs.acquire(l);
+        let mut r = RequestSock::new(key, slot);
         r.eth_local = seg.eth_dst;
         r.eth_peer = seg.eth_src;
         if let Some(tci) = seg.vlan {
@@ -210,6 +211,7 @@ impl Worker {
             Ok(id) => id,
             Err(_) => {
                 l.release_qlen();
+                self.lrefs.release(slot);
                 return self.dropped(DropReason::SynRace);
             }
         };

@@ -17,6 +17,7 @@ use crate::settings::{ListenerConfig, ListenerSettings};
 use core::net::{IpAddr, SocketAddr};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use core::time::Duration;
+use crossbeam::utils::CachePadded;
 use hashbrown::HashMap;
 use std::sync::Arc;
 
@@ -38,7 +39,9 @@ pub struct Listener {
     /// qlen (request socks in the SYN queue) in the low 32 bits and young (those that have not
     /// timed out yet, T-2, T-5) in the high 32: one cache line and one locked instruction per
     /// SYN and per removal, where two counters would take two.
-    queue: AtomicU64,
+    /// On a cache line of its own: both workers write it on every SYN and every removal, and
+    /// sharing a line with the settings every SYN reads would make each of those reads a miss.
+    queue: CachePadded<AtomicU64>,
     /// Last SYN-queue overflow, in seconds of the caller's clock plus one (0: never).
     last_overflow: AtomicU64,
     listening: AtomicBool,
@@ -58,7 +61,7 @@ impl Listener {
             addr,
             settings: ListenerSettings::new(config),
             backlog: AtomicU32::new(backlog),
-            queue: AtomicU64::new(0),
+            queue: CachePadded::new(AtomicU64::new(0)),
             last_overflow: AtomicU64::new(0),
             listening: AtomicBool::new(true),
             synflood_warned: AtomicBool::new(false),

@@ -26,11 +26,9 @@
 //! timers).
 
 use crate::flow::FlowKey;
-use crate::listener::Listener;
 use core::hash::BuildHasher;
 use core::time::Duration;
 use hashbrown::HashTable;
-use std::sync::Arc;
 use synline_wire::SeqNumber;
 
 const NIL: u32 = u32::MAX;
@@ -102,15 +100,16 @@ pub struct RequestSock {
     expires_ns: u64,
     /// Last out-of-window ACK or duplicate-SYN answer, ns; `NEVER` if none.
     last_oow_ack_ns: u64,
-    /// The listener (the kernel's `rsk_listener`, a counted reference as there).
-    pub listener: Arc<Listener>,
+    /// The listener (the kernel's `rsk_listener`): a slot in the owning worker's listener
+    /// references, counted there without a shared atomic (`worker::ListenerRefs`).
+    pub listener: u16,
     next: u32,
     prev: u32,
 }
 
 impl RequestSock {
     /// A request for `key` with everything else zero: Q-1's starting point.
-    pub fn new(key: FlowKey, listener: Arc<Listener>) -> Self {
+    pub fn new(key: FlowKey, listener: u16) -> Self {
         RequestSock {
             key,
             eth_local: [0; 6],
@@ -425,7 +424,9 @@ impl RequestTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::listener::Listener;
     use crate::settings::ListenerConfig;
+    use std::sync::Arc;
 
     fn listener() -> Arc<Listener> {
         Arc::new(Listener::new(
@@ -444,7 +445,8 @@ mod tests {
             rport: port,
             v6: true,
         };
-        let mut r = RequestSock::new(key, l.clone());
+        let _ = l;
+        let mut r = RequestSock::new(key, 0);
         r.set_expires(Duration::from_millis(expires_ms));
         r
     }

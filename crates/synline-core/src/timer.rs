@@ -49,7 +49,7 @@ impl Worker {
     /// `None` when no timer that needs sending is due.
     pub fn poll_timers(&mut self, now: Duration, buf: &mut [u8]) -> Option<usize> {
         while let Some(id) = self.reqs.pop_expired(now) {
-            let l = self.reqs.get(id).listener.clone();
+            let l = self.lrefs.get(self.reqs.get(id).listener).clone();
             // T-3.
             self.stats.inc(Mib::TCPTimeouts);
             // T-1: the listener closed: drop silently.

@@ -59,6 +59,60 @@ pub struct Handoff {
     bytes: [u8; HANDOFF_FRAME],
 }
 
+/// The listeners this worker's requests belong to, each held once with a worker-local count:
+/// the kernel's counted `rsk_listener` reference, without an `Arc` clone and drop per request
+/// bouncing the listener's cache line between workers.
+#[derive(Debug, Default)]
+pub(crate) struct ListenerRefs {
+    slots: Vec<Option<(Arc<Listener>, u32)>>,
+}
+
+impl ListenerRefs {
+    /// The listener in `slot` (a slot a live request holds).
+    #[inline]
+    pub fn get(&self, slot: u16) -> &Arc<Listener> {
+        &self.slots[usize::from(slot)]
+            .as_ref()
+            .expect("a live request holds its listener slot")
+            .0
+    }
+
+    /// One more request of `l`; returns its slot.
+    #[inline]
+    pub fn acquire(&mut self, l: &Arc<Listener>) -> u16 {
+        let mut free = None;
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            match s {
+                Some((have, n)) if Arc::ptr_eq(have, l) => {
+                    *n += 1;
+                    return i as u16;
+                }
+                None if free.is_none() => free = Some(i),
+                _ => {}
+            }
+        }
+        let i = free.unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        self.slots[i] = Some((l.clone(), 1));
+        i as u16
+    }
+
+    /// One request fewer in `slot`; the last one lets the listener go.
+    #[inline]
+    pub fn release(&mut self, slot: u16) {
+        if let Some(s) = self.slots.get_mut(usize::from(slot)) {
+            if let Some((_, n)) = s {
+                *n -= 1;
+                if *n == 0 {
+                    *s = None;
+                }
+            }
+        }
+    }
+}
+
 /// One worker. Not `Sync`: it is driven by one thread.
 #[derive(Debug)]
 pub struct Worker {
@@ -67,6 +121,7 @@ pub struct Worker {
     tables: Option<Arc<Tables>>,
     generation: u64,
     pub(crate) reqs: RequestTable,
+    pub(crate) lrefs: ListenerRefs,
     pub(crate) stats: Arc<WorkerStats>,
 }
 
@@ -78,6 +133,7 @@ impl Worker {
         Worker {
             id,
             reqs: RequestTable::new(shared.config.requests_per_worker_hint, seed),
+            lrefs: ListenerRefs::default(),
             stats: shared.stats[id].clone(),
             tables: Some(tables),
             generation,
@@ -111,7 +167,7 @@ impl Worker {
         let mut q = 0;
         let mut young = 0;
         for (_, r) in self.reqs.iter() {
-            if Arc::ptr_eq(&r.listener, l) {
+            if Arc::ptr_eq(self.lrefs.get(r.listener), l) {
                 q += 1;
                 young += u32::from(r.num_timeout == 0);
             }
