@@ -305,15 +305,26 @@ fn bench_contention(c: &mut Criterion) {
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(6));
     let stack = Stack::new(
-        StackConfig { workers: 2, somaxconn: 1 << 16, ..StackConfig::default() },
+        StackConfig {
+            workers: 2,
+            somaxconn: 1 << 16,
+            ..StackConfig::default()
+        },
         Secrets::from_seed(11),
     );
     let mut sock = stack.socket(AddressFamily::Inet).unwrap();
-    sock.set_config(ListenerConfig { syncookies: SyncookieMode::Never, ..ListenerConfig::default() }).unwrap();
+    sock.set_config(ListenerConfig {
+        syncookies: SyncookieMode::Never,
+        ..ListenerConfig::default()
+    })
+    .unwrap();
     sock.bind(SERVER.parse().unwrap()).unwrap();
     sock.listen(1 << 16).unwrap();
     let sock = std::sync::Arc::new(sock);
-    let workers = std::sync::Arc::new(std::sync::Mutex::new(vec![stack.worker(0).unwrap(), stack.worker(1).unwrap()]));
+    let workers = std::sync::Arc::new(std::sync::Mutex::new(vec![
+        stack.worker(0).unwrap(),
+        stack.worker(1).unwrap(),
+    ]));
     let mut next = 0u32;
     g.bench_function("two_workers_one_listener_handshake", |b| {
         b.iter_custom(|iters| {
@@ -323,7 +334,9 @@ fn bench_contention(c: &mut Criterion) {
             while left > 0 {
                 let k = CHUNK.min(left);
                 let mut ws = std::mem::take(&mut *workers.lock().unwrap());
-                let frames: Vec<_> = (0..2).map(|t| syns(next + (t as u32) * (1 << 22), k)).collect();
+                let frames: Vec<_> = (0..2)
+                    .map(|t| syns(next + (t as u32) * (1 << 22), k))
+                    .collect();
                 next = next.wrapping_add(k as u32) % (1 << 22);
                 let barrier = std::sync::Barrier::new(2);
                 let elapsed = std::thread::scope(|scope| {
