@@ -17,6 +17,7 @@
 #     xdp-drop      ceiling: XDP_DROP on the server veth
 #     rxdrop-1q     ceiling: AF_XDP rxdrop (synline-rxdrop: synline's XDP program, sockets and
 #                   poll loop, an engine with no listener that recycles every frame)
+#     rxdrop-1q-big the same with 8192-slot rings instead of synline's 2048 (for reference)
 #     kernel-sc2    the Linux listener, tcp_syncookies=2
 #     kernel-sc1    the Linux listener, tcp_syncookies=1, backlog 1M, tcp_synack_retries=0
 #     nft-synproxy  nftables SYNPROXY in front of the Linux listener
@@ -369,15 +370,16 @@ cfg_xdp_drop() {
     xdp_pass --detach
 }
 
-cfg_rxdrop() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNEL
+cfg_rxdrop() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNEL [RXDROP_ARGS...]
     local id=$1 q=$2 nm=$3 cpus=$4 r
+    local extra=("${@:10}")
     describe "$id" ceiling "$7" "$9" "$id" \
-        "synline-rxdrop --cpus $cpus: synline's XDP program redirects the flood's target to one AF_XDP socket per queue (copy mode), a listener-less engine parses each frame, finds no listener (Verdict::Pass) and recycles it: rxdrop plus a parse and an empty-table lookup; absorbed = frames taken from the RX rings; $8."
+        "synline-rxdrop --cpus $cpus${extra[*]:+ ${extra[*]}}: synline's XDP program redirects the flood's target to one AF_XDP socket per queue (copy mode), a listener-less engine parses each frame, finds no listener (Verdict::Pass) and recycles it: rxdrop plus a parse and an empty-table lookup; absorbed = frames taken from the RX rings; $8."
     wanted "$id" || return 0
     queues "$q"
     GEN_THREADS=$5 GEN_CPUS=$6 COUNTERS=none
     for r in $(seq "$REPS"); do
-        start_bg "$TMP/rxdrop.json" "$BIN/synline-rxdrop" --iface "$SDEV" --listen "$DST:$PORT" --cpus "$cpus"
+        start_bg "$TMP/rxdrop.json" "$BIN/synline-rxdrop" --iface "$SDEV" --listen "$DST:$PORT" --cpus "$cpus" "${extra[@]}"
         wait_for "$TMP/rxdrop.json" "ready"
         napi "$nm"
         # The sink's totals come out when it stops: one sink process per repetition.
@@ -439,11 +441,11 @@ NFT_RULES="table ip synproxy_bench {
 
 cfg_nft() {
     describe nft-synproxy target "nftables SYNPROXY + Linux listener (1 core)" kernel-sc2 rxdrop-1q \
-        "nft ruleset in the server namespace (below): SYNs to port $PORT untracked in raw prerouting, then synproxy mss 1460 wscale 7 timestamp sack-perm for untracked and invalid segments, nf_conntrack_tcp_loose=0, nf_conntrack_tcp_timeout_close=1 (the accepted connections are reset; their entries would otherwise fill the table); behind it the same acceptor with tcp_syncookies=1, backlog 4096; lg_pass on the server veth; $ONE."
+        "nft ruleset in the server namespace (below): SYNs to port $PORT untracked in raw prerouting, then synproxy mss 1460 wscale 7 timestamp sack-perm for untracked and invalid segments, nf_conntrack_tcp_loose=0, nf_conntrack_tcp_timeout_close=1 (the accepted connections are reset; their entries would otherwise fill the table); behind it the same acceptor with tcp_syncookies=1, backlog 4096, tcp_synack_retries=0; lg_pass on the server veth; $ONE."
     wanted nft-synproxy || return 0
     queues 1
     GEN_THREADS=1 GEN_CPUS=0 COUNTERS=kernel
-    kernel_sysctls 1 4096 5
+    kernel_sysctls 1 4096 0
     printf '%s\n' "$NFT_RULES" >"$TMP/synproxy.nft"
     record "nft -f - <<EOF (in SRV)"
     while IFS= read -r l; do record "    $l"; done <<<"$NFT_RULES"
@@ -497,10 +499,16 @@ maybe_perf() { # ID LABEL GEN_CPUS
     wait "$LG_PID" || true
     LG_PID=""
     for cpu in 0 1; do
+        record perf report -i "\$TMP/perf-$id.data" --cpu "$cpu" --no-children --sort comm -g none --stdio --percent-limit 1
         record perf report -i "\$TMP/perf-$id.data" --cpu "$cpu" --no-children --sort comm,sym -g none --stdio --percent-limit 1.5
-        perf report -i "$TMP/perf-$id.data" --cpu "$cpu" --no-children --sort comm,sym -g none \
-            --stdio --percent-limit 1.5 2>/dev/null |
-            grep -Ev '^#|^$' | sed -E 's/[[:space:]]+$//' | head -n 18 >"$TMP/perf-$id-cpu$cpu.txt" || true
+        {
+            echo "by thread:"
+            perf report -i "$TMP/perf-$id.data" --cpu "$cpu" --no-children --sort comm -g none \
+                --stdio --percent-limit 1 2>/dev/null | grep -Ev '^#|^$' | head -n 8
+            echo "top symbols:"
+            perf report -i "$TMP/perf-$id.data" --cpu "$cpu" --no-children --sort comm,sym -g none \
+                --stdio --percent-limit 1.5 2>/dev/null | grep -Ev '^#|^$' | head -n 18
+        } | sed -E "s/[[:space:]]+\$//; s/$SDEV/veth-s/g; s/$CDEV/veth-c/g" >"$TMP/perf-$id-cpu$cpu.txt" || true
         if ((cpu == 0)); then what="the generator's core"; else what="the target's core"; fi
         PERF_JSON+=("{\"config\":$(jstr "$id"),\"label\":$(jstr "$label"),\"cpu\":$cpu,\"what\":$(jstr "$what"),\"file\":$(jstr "$TMP/perf-$id-cpu$cpu.txt")}")
     done
@@ -518,6 +526,9 @@ topology
 
 cfg_xdp_drop
 cfg_rxdrop rxdrop-1q 1 own 1 1 0 "ceiling: AF_XDP rxdrop (1 core)" "$ONE" kernel-sc2
+cfg_rxdrop rxdrop-1q-big 1 own 1 1 0 "ceiling: AF_XDP rxdrop, 8192-slot rings (1 core)" \
+    "$ONE; the same sink with rings of 8192 descriptors and 16384 frames instead of synline's 2048 and 4096 (synline run has no option for them)" \
+    kernel-sc2 --ring-size 8192 --frames 16384
 cfg_kernel kernel-sc2 2 4096 5 1 own 1 1 0 "Linux listener, tcp_syncookies=2 (1 core)" "$ONE" rxdrop-1q
 cfg_kernel kernel-sc1 1 1048576 0 1 own 1 1 0 "Linux listener, tcp_syncookies=1, backlog 1M (1 core)" "$ONE" rxdrop-1q
 cfg_nft
@@ -537,6 +548,8 @@ done
 NOTES+=(
     "Who did what: in the one-core rows CPU0 runs only the generator (BPF_PROG_RUN in live-frames mode: system time) and CPU1 everything of the target: the server veth's NAPI kthread (the XDP program, the copy into the UMEM or the kernel's whole SYN path), the target's threads (synline's worker, the acceptor), and the client veth's receive of the replies (the loadgen's XDP program counting SYN-ACKs runs in the softirq of the CPU that sent them)."
     "In the one-core rows the generator offers far more than any target takes; the veth drops the excess at its 256-frame ring (if_tx_dropped), on the generator's core. Delivered is what got into the ring."
+    "Dropped after the work: synline's and rxdrop's queues count frames the kernel dropped at the AF_XDP socket (SynlineXskKernFillRingEmpty, SynlineXskKernRxRingFull). In the one-core rows the NAPI kthread runs the XDP program and the redirect for every delivered frame, but the worker that refills the fill ring and drains the RX ring shares CPU1 with it, so many redirected frames find no room and are dropped after costing CPU1 their XDP run. The kernel listener's excess is dropped at the veth ring instead, on the generator's core, at no cost to CPU1. A NIC would drop such frames in hardware."
+    "CPU figures come from /proc/stat, which the scheduler tick samples: the paced generator of handshake runs (1000 frames per millisecond, woken by a timer) mostly runs between ticks, so CPU0 shows close to 0% there although it sends 1M SYNs/s. The saturated cores are not affected."
     "A handshake run sends only completing flows (--mode handshake --rate 1000000, above what any target answers): every SYN-ACK is answered with the third ACK by the loadgen's XDP program, and the server's TcpPassiveOpens counts the connections made (the kernel's and synline's accept lists are drained by synline-acceptor and by the daemon itself, each connection reset)."
 )
 MACHINE="{\"nproc\":$(jstr "$(nproc)"),\"uname\":$(jstr "$(uname -r)"),\"cpu_model\":$(jstr "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"),\"mem\":$(jstr "$(awk '/MemTotal/ { printf "%.0f GiB memory", $2 / 1048576 }' /proc/meminfo)")}"
@@ -552,7 +565,7 @@ jarr() { local out=() x; for x in "$@"; do out+=("$(jstr "$x")"); done; printf '
         "$(jstr "$DATE")" "$(jstr "$STARTED")" "$DURATION" "$REPS" "$(jstr "$GIT")" "$MACHINE"
     printf '"configs":[%s],' "$(join "${CONFIG_JSON[@]}")"
     printf '"perf":[%s],' "$(join "${PERF_JSON[@]}")"
-    printf '"perf_how":%s,' "$(jstr "One extra $DURATION s flood run of each, with perf record -a -g -- sleep 3 started 1 s in; perf report --cpu N --no-children --sort comm,sym -g none, entries above 1.5% of that core's samples (idle included).")"
+    printf '"perf_how":%s,' "$(jstr "One extra $DURATION s flood run of each, with perf record -a -g -- sleep 3 started 1 s in; perf report --cpu N --no-children -g none, by thread (--sort comm, above 1%) and by symbol (--sort comm,sym, above 1.5%), in % of that core's samples (idle excluded: perf samples only running tasks).")"
     printf '"notes":%s,' "$(jarr "${NOTES[@]}")"
     printf '"commands":%s}\n' "$(jarr "sudo bench/compare.sh --duration $DURATION --reps $REPS" "# which runs:" "${COMMANDS[@]}")"
 } >"$TMP/meta.json"

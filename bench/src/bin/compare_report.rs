@@ -464,18 +464,29 @@ fn markdown(meta: &Value, rs: &[ConfigResult], png: &str, json_name: &str) -> Re
             )?;
         }
     }
-    if let (Some(s), Some(c)) = (s1, find(rs, Some("rxdrop-1q"))) {
-        let r = ratio(s.answered, c.answered);
-        writeln!(
-            m,
-            "- synline (one queue) at least 70% of the AF_XDP rxdrop ceiling: {} ({}).",
-            if r.is_some_and(|r| r >= 0.7) {
-                "**met**"
-            } else {
-                "**not met**"
-            },
-            fmt_ratio(r, true)
-        )?;
+    for (cid, what) in [
+        (
+            "rxdrop-1q",
+            "the AF_XDP rxdrop ceiling (synline's ring sizes)",
+        ),
+        (
+            "rxdrop-1q-big",
+            "the AF_XDP rxdrop ceiling with 8192-slot rings",
+        ),
+    ] {
+        if let (Some(s), Some(c)) = (s1, find(rs, Some(cid))) {
+            let r = ratio(s.answered, c.answered);
+            writeln!(
+                m,
+                "- synline (one queue) at least 70% of {what}: {} ({}).",
+                if r.is_some_and(|r| r >= 0.7) {
+                    "**met**"
+                } else {
+                    "**not met**"
+                },
+                fmt_ratio(r, true)
+            )?;
+        }
     }
     if let (Some(s), Some(k), Some(c)) = (
         find(rs, Some("synline-2q")),
@@ -490,8 +501,20 @@ fn markdown(meta: &Value, rs: &[ConfigResult], png: &str, json_name: &str) -> Re
             fmt_ratio(ratio(s.answered, c.answered), true)
         )?;
     }
-    let invalid: f64 = rs.iter().map(|r| r.invalid).sum();
-    writeln!(m, "- Invalid SYN-ACKs over the whole run: {invalid:.0}.\n")?;
+    let invalid: Vec<String> = rs
+        .iter()
+        .filter(|r| r.invalid > 0.0)
+        .map(|r| format!("{} ({:.0})", r.label, r.invalid))
+        .collect();
+    writeln!(
+        m,
+        "- Invalid SYN-ACKs (checksum, ACK or options wrong) over the whole run: {}.\n",
+        if invalid.is_empty() {
+            "none".to_string()
+        } else {
+            invalid.join(", ")
+        }
+    )?;
     for n in meta["notes"].as_array().into_iter().flatten() {
         if let Some(n) = n.as_str() {
             writeln!(m, "- {n}")?;
@@ -594,7 +617,31 @@ fn results_json(meta: &Value, rs: &[ConfigResult], raw: &[Value]) -> Value {
             })
         })
         .collect();
-    json!({"meta": meta, "results": configs, "measurements": raw})
+    // The measurements as taken, with the server's counters reduced to those that moved.
+    let measurements: Vec<Value> = raw
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let mut moved = serde_json::Map::new();
+            if let Some(a) = r.get("ctr0").and_then(Value::as_object) {
+                for (k, v0) in a {
+                    let v1 = r["ctr1"].get(k).and_then(Value::as_f64);
+                    if let (Some(v0), Some(v1)) = (v0.as_f64(), v1) {
+                        if v1 != v0 {
+                            moved.insert(k.clone(), json!(v1 - v0));
+                        }
+                    }
+                }
+            }
+            if let Some(o) = r.as_object_mut() {
+                o.remove("ctr0");
+                o.remove("ctr1");
+                o.insert("counter_deltas".into(), moved.into());
+            }
+            r
+        })
+        .collect();
+    json!({"meta": meta, "results": configs, "measurements": measurements})
 }
 
 // ---- the chart ----

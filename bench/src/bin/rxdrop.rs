@@ -44,6 +44,12 @@ struct Cli {
     /// Pin queue i's thread to the i-th CPU of this list (round robin).
     #[arg(long, value_delimiter = ',')]
     cpus: Vec<usize>,
+    /// Descriptors per ring [default: synline's, XskConfig::default()].
+    #[arg(long)]
+    ring_size: Option<u32>,
+    /// Frames in each queue's UMEM [default: synline's].
+    #[arg(long)]
+    frames: Option<u32>,
     /// Stop after this many seconds (0: until SIGINT/SIGTERM).
     #[arg(long, default_value_t = 0.0)]
     duration: f64,
@@ -92,9 +98,15 @@ fn main() -> Result<()> {
     let mode = prog
         .attach(index, AttachMode::Native)
         .with_context(|| format!("attach XDP to {} natively", cli.iface))?;
+    let d = XskConfig::default();
+    let xcfg = XskConfig {
+        ring_size: cli.ring_size.unwrap_or(d.ring_size),
+        frame_count: cli.frames.unwrap_or(d.frame_count),
+        ..d
+    };
     let mut xsks = Vec::new();
     for q in 0..queues {
-        let x = XskQueue::new(&cli.iface, q, &XskConfig::default())?;
+        let x = XskQueue::new(&cli.iface, q, &xcfg)?;
         prog.set_socket(q, x.fd())
             .with_context(|| format!("queue {q}: XSKMAP"))?;
         eprintln!(
@@ -188,6 +200,8 @@ fn main() -> Result<()> {
         serde_json::json!({
             "iface": cli.iface,
             "queues": queues,
+            "ring_size": xcfg.ring_size,
+            "frames": xcfg.frame_count,
             "secs": start.elapsed().as_secs_f64(),
             "rx_frames": sum("rx_frames"),
             "kern_rx_dropped": sum("kern_rx_dropped"),
