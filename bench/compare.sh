@@ -554,8 +554,10 @@ NOTES+=(
 )
 MACHINE="{\"nproc\":$(jstr "$(nproc)"),\"uname\":$(jstr "$(uname -r)"),\"cpu_model\":$(jstr "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"),\"mem\":$(jstr "$(awk '/MemTotal/ { printf "%.0f GiB memory", $2 / 1048576 }' /proc/meminfo)")}"
 GIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [ -n "$(git status --porcelain -- crates bpf bench/src 2>/dev/null)" ]; then
-    GIT="$GIT (with uncommitted changes under crates/, bpf/ or bench/src/)"
+if [ -n "$(git status --porcelain -- crates bpf 2>/dev/null)" ]; then
+    GIT="$GIT (with uncommitted changes under crates/ or bpf/)"
+elif [ -n "$(git status --porcelain -- bench/src 2>/dev/null)" ]; then
+    GIT="$GIT (synline's code as committed; uncommitted changes only in the bench tools)"
 fi
 NOTES+=("Code measured: commit $GIT. One full run took ${ELAPSED} s of measurements.")
 join() { local IFS=,; printf '%s' "$*"; }
