@@ -461,17 +461,21 @@ cfg_nft() {
     in_srv nft delete table ip synproxy_bench
 }
 
-cfg_synline() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNEL REF_CEILING
+cfg_synline() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNEL REF_CEILING [RUN_ARGS...]
     local id=$1
+    local extra="${*:11}"
     describe "$id" target "$7" "$9" "${10}" \
-        "synline run --listen $DST:$PORT,tcp_syncookies=2 --cpus $4 ($2 queue(s), AF_XDP copy mode, default rings, no busy polling; the JSON log of accepted connections to /dev/null; each accepted connection reset with an RST as the daemon does); counters from synline stats --socket; $8."
+        "synline run --listen $DST:$PORT,tcp_syncookies=2 --cpus $4 $extra ${SYNLINE_ARGS:-} ($2 queue(s), AF_XDP copy mode, default rings, no busy polling; the JSON log of accepted connections to /dev/null; each accepted connection reset with an RST as the daemon does); counters from synline stats --socket; $8."
     wanted "$id" || return 0
     queues "$2"
     GEN_THREADS=$5 GEN_CPUS=$6 COUNTERS=synline
     rm -f "$SOCK"
-    record ip netns exec SRV target/release/synline run --iface veth-s --listen "$DST:$PORT,tcp_syncookies=2" --cpus "$4" --stats-socket "\$TMP/synline.sock" ">/dev/null"
+    # SYNLINE_ARGS: extra `synline run` flags, e.g. SYNLINE_ARGS="--ring-size 8192".
+    # shellcheck disable=SC2086
+    record ip netns exec SRV target/release/synline run --iface veth-s --listen "$DST:$PORT,tcp_syncookies=2" --cpus "$4" $extra ${SYNLINE_ARGS:-} --stats-socket "\$TMP/synline.sock" ">/dev/null"
+    # shellcheck disable=SC2086
     ip netns exec "$SRV" "$BIN/synline" run --iface "$SDEV" --listen "$DST:$PORT,tcp_syncookies=2" \
-        --cpus "$4" --stats-socket "$SOCK" >/dev/null 2>"$TMP/synline.err" &
+        --cpus "$4" $extra ${SYNLINE_ARGS:-} --stats-socket "$SOCK" >/dev/null 2>"$TMP/synline.err" &
     TARGET_PIDS+=("$!")
     wait_for "$TMP/synline.err" "AF_XDP bound"
     for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
@@ -533,9 +537,14 @@ cfg_kernel kernel-sc2 2 4096 5 1 own 1 1 0 "Linux listener, tcp_syncookies=2 (1 
 cfg_kernel kernel-sc1 1 1048576 0 1 own 1 1 0 "Linux listener, tcp_syncookies=1, backlog 1M (1 core)" "$ONE" rxdrop-1q
 cfg_nft
 cfg_synline synline-1q 1 own 1 1 0 "synline, 1 queue (1 core)" "$ONE" kernel-sc2 rxdrop-1q
+cfg_synline synline-1q-fifo 1 own 1 1 0 "synline, 1 queue, SCHED_FIFO worker (1 core)" \
+    "$ONE; the worker runs under SCHED_FIFO (--sched-fifo 10), so it drains its rings before the NAPI kthread it shares the core with delivers more" \
+    kernel-sc2 rxdrop-1q --sched-fifo 10
 cfg_rxdrop rxdrop-2q 2 inline 0,1 2 0,1 "ceiling: AF_XDP rxdrop, 2 queues (both cores, shared)" "$BOTH" kernel-sc2-2c
 cfg_kernel kernel-sc2-2c 2 4096 5 2 inline 0,1 2 0,1 "Linux listener, tcp_syncookies=2 (both cores, shared)" "$BOTH" rxdrop-2q
 cfg_synline synline-2q 2 inline 0,1 2 0,1 "synline, 2 queues (both cores, shared)" "$BOTH" kernel-sc2-2c rxdrop-2q
+cfg_synline synline-2q-fifo 2 inline 0,1 2 0,1 "synline, 2 queues, SCHED_FIFO workers (both cores, shared)" \
+    "$BOTH; the workers run under SCHED_FIFO (--sched-fifo 10)" kernel-sc2-2c rxdrop-2q --sched-fifo 10
 
 ELAPSED=$(($(date +%s) - T0))
 log "measurements done in ${ELAPSED}s"

@@ -36,6 +36,6 @@ pub mod xsk;
 pub use datapath::{Datapath, DatapathConfig, QueueCounters, QueueStats};
 pub use xdp_prog::{AttachMode, XdpAction, XdpCounters, XdpError, XdpProgram};
 pub use xsk::{
-    monotonic_now, pin_current_thread, BindMode, BusyPoll, XskConfig, XskError, XskKernelStats,
-    XskMode, XskQueue,
+    monotonic_now, pin_current_thread, set_fifo_priority, BindMode, BusyPoll, XskConfig, XskError,
+    XskKernelStats, XskMode, XskQueue,
 };

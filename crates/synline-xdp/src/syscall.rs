@@ -177,6 +177,21 @@ pub(crate) fn pin_current_thread(cpu: usize) -> io::Result<()> {
     }
 }
 
+/// `sched_setscheduler(0, SCHED_FIFO, prio)`: the calling thread runs before any normal
+/// thread of its CPU until it blocks.
+pub(crate) fn set_fifo(prio: i32) -> io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: prio,
+    };
+    // SAFETY: the parameter is a live local; pid 0 is the calling thread.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// `clock_gettime(CLOCK_MONOTONIC)`: time since boot (without suspend), the clock the kernel's
 /// own TCP timers and timestamps run on.
 pub(crate) fn monotonic() -> Duration {

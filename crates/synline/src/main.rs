@@ -76,6 +76,18 @@ enum Cmd {
         /// Busy polling on the AF_XDP sockets (SO_PREFER_BUSY_POLL).
         #[arg(long)]
         busy_poll: bool,
+        /// AF_XDP ring size (a power of two; default 2048). Larger rings absorb bursts when the
+        /// worker shares its core with the driver's NAPI work (bench/results/latest.md).
+        #[arg(long)]
+        ring_size: Option<u32>,
+        /// UMEM frames per queue (default: twice the ring size, at least 4096).
+        #[arg(long)]
+        frames: Option<u32>,
+        /// Run the queue workers under SCHED_FIFO at this priority (1-99). Worth it when a
+        /// worker shares its core with the driver's NAPI work: 1.6x the SYN-ACKs on veth here
+        /// (bench/results/latest.md).
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..=99))]
+        sched_fifo: Option<i32>,
         /// CPUs to pin the queue workers to, e.g. 0,1 (queue i on the i-th, round robin).
         #[arg(long, value_delimiter = ',')]
         cpus: Vec<usize>,
@@ -134,6 +146,9 @@ fn main() -> Result<()> {
             xdp_mode,
             bind_mode,
             busy_poll,
+            ring_size,
+            frames,
+            sched_fifo,
             cpus,
             stats_socket,
             duration,
@@ -144,6 +159,9 @@ fn main() -> Result<()> {
                 xdp_mode: run::parse_xdp_mode(&xdp_mode)?,
                 bind_mode: run::parse_bind_mode(&bind_mode)?,
                 busy_poll,
+                ring_size,
+                frames,
+                sched_fifo,
                 cpus,
                 stats_socket: Some(stats_socket),
                 duration: (duration > 0).then(|| Duration::from_secs(duration)),

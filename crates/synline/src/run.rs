@@ -33,6 +33,12 @@ pub struct RunOptions {
     pub xdp_mode: AttachMode,
     pub bind_mode: BindMode,
     pub busy_poll: bool,
+    /// AF_XDP ring size (fill, completion, RX, TX); `None`: synline-xdp's default.
+    pub ring_size: Option<u32>,
+    /// UMEM frames per queue; `None`: twice the ring size, at least the default.
+    pub frames: Option<u32>,
+    /// Run the workers under SCHED_FIFO at this priority (see `synline_xdp::set_fifo_priority`).
+    pub sched_fifo: Option<i32>,
     /// Pin queue i's worker to cpus[i % len].
     pub cpus: Vec<usize>,
     pub stats_socket: Option<PathBuf>,
@@ -289,6 +295,12 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
     // One AF_XDP socket per queue, each in the XSKMAP.
     let xcfg = XskConfig {
         bind_mode: opts.bind_mode,
+        ring_size: opts.ring_size.unwrap_or(XskConfig::default().ring_size),
+        frame_count: opts.frames.unwrap_or_else(|| {
+            XskConfig::default()
+                .frame_count
+                .max(2 * opts.ring_size.unwrap_or(0))
+        }),
         busy_poll: if opts.busy_poll {
             Some(Default::default())
         } else {
@@ -330,6 +342,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
         let (stop, socks, stats, out) =
             (stop.clone(), socks.clone(), qstats[q].clone(), out.clone());
         let cpu = (!opts.cpus.is_empty()).then(|| opts.cpus[q % opts.cpus.len()]);
+        let sched_fifo = opts.sched_fifo;
         threads.push(
             std::thread::Builder::new()
                 .name(format!("synline-q{q}"))
@@ -340,6 +353,9 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
                     });
                     if let Some(c) = cpu {
                         synline_xdp::pin_current_thread(c)?;
+                    }
+                    if let Some(p) = sched_fifo {
+                        synline_xdp::set_fifo_priority(p)?;
                     }
                     let mut rounds = 0u32;
                     while !stop.load(Ordering::Relaxed) {
