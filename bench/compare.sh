@@ -531,7 +531,7 @@ topology
 cfg_xdp_drop
 cfg_rxdrop rxdrop-1q 1 own 1 1 0 "ceiling: AF_XDP rxdrop (1 core)" "$ONE" kernel-sc2
 cfg_rxdrop rxdrop-1q-big 1 own 1 1 0 "ceiling: AF_XDP rxdrop, 8192-slot rings (1 core)" \
-    "$ONE; the same sink with rings of 8192 descriptors and 16384 frames instead of synline's 2048 and 4096 (synline run has no option for them)" \
+    "$ONE; the same sink with rings of 8192 descriptors and 16384 frames instead of synline's 2048 and 4096 (`synline run --ring-size 8192 --frames 16384` does the same)" \
     kernel-sc2 --ring-size 8192 --frames 16384
 cfg_kernel kernel-sc2 2 4096 5 1 own 1 1 0 "Linux listener, tcp_syncookies=2 (1 core)" "$ONE" rxdrop-1q
 cfg_kernel kernel-sc1 1 1048576 0 1 own 1 1 0 "Linux listener, tcp_syncookies=1, backlog 1M (1 core)" "$ONE" rxdrop-1q
