@@ -1218,9 +1218,10 @@ fn q4_timestamp_offset_per_address_pair() {
 /// window scale (10 with 6.16+ tcp_rmem, 7 with the old 6 MB; 0 when the SYN had no WS).
 #[test]
 fn q5_receive_window_and_scale_table() {
+    /// (v6, settings, SYN TS, SYN WS, window, our shift)
+    type Row = (bool, ListenerConfig, bool, bool, u16, Option<u8>);
     let old_rmem = with(|c| c.rmem = [4096, 131072, 6 * 1024 * 1024]);
-    // (v6, settings, SYN TS, SYN WS, window, our shift)
-    let rows: &[(bool, ListenerConfig, bool, bool, u16, Option<u8>)] = &[
+    let rows: &[Row] = &[
         (false, cfg(), true, true, 65160, Some(10)),
         (false, cfg(), false, true, 64240, Some(10)),
         (false, cfg(), true, false, 65160, None),
