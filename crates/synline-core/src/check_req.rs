@@ -493,7 +493,7 @@ impl Worker {
         } else {
             None
         };
-        let ts_off = if cfg.timestamps == 1 {
+        let ts_off = if cfg.timestamps == 1 && saw_ts.is_some() {
             secure_tcp_ts_off(&t.secrets, &key)
         } else {
             0

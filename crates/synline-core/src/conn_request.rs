@@ -155,7 +155,9 @@ impl Worker {
         let opts = SynOptions::of(p, &cfg);
         let key = rx.key;
         let v6 = key.v6;
-        let ts_off = if cfg.timestamps == 1 {
+        // the offset only matters when timestamps are used (a keyed hash saved per SYN
+        // without them, as most flood tools send).
+        let ts_off = if cfg.timestamps == 1 && opts.ts.is_some() {
             secure_tcp_ts_off(&t.secrets, &key)
         } else {
             0
