@@ -83,6 +83,10 @@ enum Cmd {
         /// UMEM frames per queue (default: twice the ring size, at least 4096).
         #[arg(long)]
         frames: Option<u32>,
+        /// Replace the SYN-cookie secrets every this many seconds (0: never). At least 60:
+        /// retired secrets keep their cookies valid for two minutes (two pairs are kept).
+        #[arg(long, default_value_t = 600)]
+        cookie_rotate: u64,
         /// Run the queue workers under SCHED_FIFO at this priority (1-99). Worth it when a
         /// worker shares its core with the driver's NAPI work: 1.6x the SYN-ACKs on veth here
         /// (bench/results/latest.md).
@@ -149,6 +153,7 @@ fn main() -> Result<()> {
             ring_size,
             frames,
             sched_fifo,
+            cookie_rotate,
             cpus,
             stats_socket,
             duration,
@@ -162,6 +167,11 @@ fn main() -> Result<()> {
                 ring_size,
                 frames,
                 sched_fifo,
+                cookie_rotate: match cookie_rotate {
+                    0 => None,
+                    s if s < 60 => anyhow::bail!("--cookie-rotate must be 0 or at least 60 seconds: the two previous secret pairs cover two minutes of cookies"),
+                    s => Some(Duration::from_secs(s)),
+                },
                 cpus,
                 stats_socket: Some(stats_socket),
                 duration: (duration > 0).then(|| Duration::from_secs(duration)),

@@ -37,6 +37,9 @@ pub struct RunOptions {
     pub ring_size: Option<u32>,
     /// UMEM frames per queue; `None`: twice the ring size, at least the default.
     pub frames: Option<u32>,
+    /// Replace the SYN-cookie secrets this often (`None`: never). Retired secrets keep
+    /// validating their cookies for two minutes, so a period of at least 60 s breaks none.
+    pub cookie_rotate: Option<Duration>,
     /// Run the workers under SCHED_FIFO at this priority (see `synline_xdp::set_fifo_priority`).
     pub sched_fifo: Option<i32>,
     /// Pin queue i's worker to cpus[i % len].
@@ -389,6 +392,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
     }
 
     let started = Instant::now();
+    let mut rotated = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let mut rates = Rates {
         last: stack.stats(),
@@ -405,6 +409,14 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
             let line = rates.line(stack.stats());
             if tty {
                 eprint!("\r\x1b[2K{line}");
+            }
+        }
+        if let Some(period) = opts.cookie_rotate {
+            if rotated.elapsed() >= period {
+                // The workers' clock (monotonic), so the two-minute grace is on their time.
+                stack
+                    .rotate_cookie_secrets(secrets_from_os()?.cookie, synline_xdp::monotonic_now());
+                rotated = Instant::now();
             }
         }
         if opts.duration.is_some_and(|d| started.elapsed() >= d)
