@@ -49,21 +49,29 @@ impl Worker {
     /// `None` when no timer that needs sending is due.
     pub fn poll_timers(&mut self, now: Duration, buf: &mut [u8]) -> Option<usize> {
         while let Some(id) = self.reqs.pop_expired(now) {
-            let l = self.lrefs.get(self.reqs.get(id).listener).clone();
+            // The listener through this worker's reference, borrowed briefly: no refcount
+            // traffic on the shared listener per firing.
+            let slot = self.reqs.get(id).listener;
             // T-3.
             self.stats.inc(Mib::TCPTimeouts);
             // T-1: the listener closed: drop silently.
-            if !l.is_listening() {
+            if !self.lrefs.get(slot).is_listening() {
                 self.remove_request(id);
                 continue;
             }
-            let cfg = l.config();
-            let retries = if cfg.synack_retries != 0 {
-                cfg.synack_retries
-            } else {
-                5
+            let (cfg, max) = {
+                let l = self.lrefs.get(slot);
+                let cfg = l.config();
+                let retries = if cfg.synack_retries != 0 {
+                    cfg.synack_retries
+                } else {
+                    5
+                };
+                (
+                    cfg,
+                    pruned_max_retries(retries, l.qlen(), l.young(), l.backlog()),
+                )
             };
-            let max = pruned_max_retries(retries, l.qlen(), l.young(), l.backlog());
             let r = self.reqs.get(id);
             let acked = r.has(flag::ACKED);
             let (expire, resend) =
@@ -83,10 +91,10 @@ impl Worker {
                 continue;
             }
             // T-5: young falls at the first timeout; re-arm with the doubled RTO.
-            let r = self.reqs.get_mut(id);
-            if r.num_timeout == 0 {
-                l.young_dec();
+            if self.reqs.get(id).num_timeout == 0 {
+                self.lrefs.get(slot).young_dec();
             }
+            let r = self.reqs.get_mut(id);
             r.num_timeout = r.num_timeout.saturating_add(1);
             let rto = reqsk_timeout(r.num_timeout);
             self.reqs.rearm(id, now + rto);
