@@ -11,7 +11,9 @@
 //! where it fails.
 
 use std::net::TcpListener;
-use std::process::{Command, Output};
+mod common;
+use common::{must, run};
+use std::process::Command;
 
 use synline_xdp::{AttachMode, XdpCounters, XdpProgram};
 
@@ -25,23 +27,6 @@ const PEER_ADDR: &str = "198.18.0.2";
 const LISTEN_PORT: u16 = 7777;
 /// A port a kernel socket listens on.
 const KERNEL_PORT: u16 = 2222;
-
-fn run(cmd: &[&str]) -> Output {
-    Command::new(cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
-}
-
-fn must(cmd: &[&str]) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Two namespaces joined by a veth pair; deleted on drop.
 struct VethNetns {
