@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 use anyhow::{bail, Context};
+use synline_wire::checksum;
 
 pub const ETH_LEN: usize = 14;
 pub const IP4_LEN: usize = 20;
@@ -95,37 +96,18 @@ pub fn addr_word(addr: IpAddr) -> u32 {
     }
 }
 
-/// One's complement sum of `bytes` (an odd length is padded with a zero byte), not folded.
-pub fn sum16(bytes: &[u8]) -> u32 {
-    let mut chunks = bytes.chunks_exact(2);
-    let mut s: u32 = chunks
-        .by_ref()
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    if let [b] = chunks.remainder() {
-        s += u32::from(*b) << 8;
-    }
-    s
-}
-
-/// Folds a sum into 16 bits (end-around carry).
-pub fn fold(mut s: u32) -> u16 {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
-}
-
-/// The sum of the TCP pseudo-header for a segment of `tcp_len` bytes.
-pub fn pseudo_sum(src: IpAddr, dst: IpAddr, tcp_len: usize) -> u32 {
-    let mut s = match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => sum16(&s.octets()) + sum16(&d.octets()),
-        (IpAddr::V6(s), IpAddr::V6(d)) => sum16(&s.octets()) + sum16(&d.octets()),
+/// The TCP pseudo-header sum for a segment of `tcp_len` bytes: synline-wire's, so the load
+/// generator checks SYN-ACKs with the same checksum code the engine writes them with.
+pub fn pseudo_sum(src: IpAddr, dst: IpAddr, tcp_len: usize) -> u64 {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            checksum::pseudo_header_v4(s, d, IPPROTO_TCP, tcp_len as u16)
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            checksum::pseudo_header_v6(s, d, IPPROTO_TCP, tcp_len as u32)
+        }
         _ => panic!("pseudo-header of mixed families"),
-    };
-    s += u32::from(IPPROTO_TCP);
-    s += tcp_len as u32;
-    s
+    }
 }
 
 /// A client prefix (`--src-net`): sources are drawn at random within it.
@@ -292,7 +274,7 @@ pub fn tcp_frame(src_mac: Mac, dst_mac: Mac, src: IpAddr, dst: IpAddr, seg: &Seg
             f.extend_from_slice(&[0, 0, 0x40, 0, 64, IPPROTO_TCP, 0, 0]);
             f.extend_from_slice(&s.octets());
             f.extend_from_slice(&d.octets());
-            let c = !fold(sum16(&f[ip_start..]));
+            let c = checksum::checksum(&f[ip_start..]);
             f[ip_start + 10..ip_start + 12].copy_from_slice(&c.to_be_bytes());
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
@@ -315,7 +297,10 @@ pub fn tcp_frame(src_mac: Mac, dst_mac: Mac, src: IpAddr, dst: IpAddr, seg: &Seg
     f.extend_from_slice(&seg.window.to_be_bytes());
     f.extend_from_slice(&[0, 0, 0, 0]);
     f.extend_from_slice(seg.options);
-    let c = !fold(pseudo_sum(src, dst, tcp_len) + sum16(&f[tcp_start..]));
+    let c = checksum::finish(checksum::accumulate(
+        pseudo_sum(src, dst, tcp_len),
+        &f[tcp_start..],
+    ));
     f[tcp_start + 16..tcp_start + 18].copy_from_slice(&c.to_be_bytes());
     f
 }
@@ -389,7 +374,7 @@ pub fn parse_tcp(f: &[u8]) -> anyhow::Result<Parsed> {
                 IpAddr::V4(src),
                 IpAddr::V4(dst),
                 ETH_LEN + IP4_LEN,
-                fold(sum16(ip)) == 0xffff,
+                checksum::verifies(checksum::accumulate(0, ip)),
                 tot.checked_sub(IP4_LEN),
             )
         }
@@ -420,7 +405,8 @@ pub fn parse_tcp(f: &[u8]) -> anyhow::Result<Parsed> {
         bail!("TCP data offset {doff} with {} bytes", tcp.len());
     }
     let len_ok = ip_payload == Some(tcp.len());
-    let tcp_csum_ok = fold(pseudo_sum(src, dst, tcp.len()) + sum16(tcp)) == 0xffff;
+    let tcp_csum_ok =
+        checksum::verifies(checksum::accumulate(pseudo_sum(src, dst, tcp.len()), tcp));
     let be16 = |o: usize| u16::from_be_bytes([tcp[o], tcp[o + 1]]);
     let be32 = |o: usize| u32::from_be_bytes([tcp[o], tcp[o + 1], tcp[o + 2], tcp[o + 3]]);
     Ok(Parsed {
@@ -486,7 +472,7 @@ mod tests {
         f[19] = 0xd4;
         f[24] = 0;
         f[25] = 0;
-        let c = !fold(sum16(&f[14..34]));
+        let c = checksum::checksum(&f[14..34]);
         f[24..26].copy_from_slice(&c.to_be_bytes());
         assert_eq!(f[..], want[..]);
         let p = parse_tcp(&f).unwrap();
