@@ -9,24 +9,6 @@ use synline_wire::{parse_frame, OptionsOut, ParsedFrame, TcpFlags, Timestamps};
 /// The kernel fixture: SYN, SYN-ACK, ACK of a Linux 6.18 client and listener (all options).
 const FIXTURE: &[u8] = include_bytes!("../../synline-wire/tests/fixtures/v4_all.pcap");
 
-/// Frames of a classic little-endian pcap.
-fn pcap_frames(pcap: &[u8]) -> Result<Vec<&[u8]>> {
-    if pcap.len() < 24 || pcap[..4] != [0xd4, 0xc3, 0xb2, 0xa1] {
-        bail!("not a little-endian classic pcap");
-    }
-    let mut out = Vec::new();
-    let mut i = 24;
-    while i + 16 <= pcap.len() {
-        let caplen = u32::from_le_bytes(pcap[i + 8..i + 12].try_into()?) as usize;
-        let frame = pcap
-            .get(i + 16..i + 16 + caplen)
-            .context("truncated pcap record")?;
-        out.push(frame);
-        i += 16 + caplen;
-    }
-    Ok(out)
-}
-
 fn describe(p: &ParsedFrame) -> String {
     let s = &p.seg;
     let o = &s.options;
@@ -48,8 +30,11 @@ fn describe(p: &ParsedFrame) -> String {
 }
 
 pub fn run() -> Result<()> {
-    let frames = pcap_frames(FIXTURE)?;
-    let (syn, kernel_synack) = (frames[0], frames[1]);
+    let frames = crate::pcap::read(FIXTURE).context("the embedded fixture")?;
+    let [syn, kernel_synack, ..] = &frames[..] else {
+        bail!("the embedded fixture has fewer than two frames");
+    };
+    let (syn, kernel_synack) = (&syn.data[..], &kernel_synack.data[..]);
     let syn_p = parse_frame(syn).context("fixture SYN")?;
     let kernel_p = parse_frame(kernel_synack).context("fixture SYN-ACK")?;
 
