@@ -47,7 +47,7 @@ pub use drop_reason::DropReason;
 pub use flow::FlowKey;
 pub use listener::Listener;
 pub use secure_seq::Secrets;
-pub use settings::{ListenerConfig, SyncookieMode};
+pub use settings::{InvalidSetting, ListenerConfig, SyncookieMode};
 pub use socket::{AddressFamily, Errno, Socket};
 pub use stack::{Stack, StackConfig};
 pub use stats::{Mib, Snapshot};

@@ -96,8 +96,57 @@ impl Default for ListenerConfig {
 
 /// Largest window shift (RFC 7323).
 pub const MAX_WSCALE: u8 = 14;
+/// `TCP_MIN_MSS`: the smallest TCP_MAXSEG Linux accepts (`do_tcp_setsockopt`).
+pub const MIN_MAXSEG: u16 = 88;
+/// `MAX_TCP_WINDOW`: the largest TCP_MAXSEG Linux accepts.
+pub const MAX_MAXSEG: u16 = 32767;
+/// Smallest route MTU taken (the IPv4 minimum a TCP host must reassemble, RFC 791).
+pub const MIN_MTU: u16 = 576;
+
+/// A listener setting outside what Linux accepts: the key (Linux's name) and the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidSetting {
+    /// The setting's Linux name.
+    pub key: &'static str,
+    /// What it must be.
+    pub rule: &'static str,
+}
+
+impl core::fmt::Display for InvalidSetting {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} must be {}", self.key, self.rule)
+    }
+}
+
+impl core::error::Error for InvalidSetting {}
 
 impl ListenerConfig {
+    /// Checks every setting against Linux's limits (the `setsockopt`/sysctl handlers' own
+    /// checks); [`crate::Socket::set_config`] refuses a config that fails with EINVAL.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let bad = |key, rule| Err(InvalidSetting { key, rule });
+        if self.maxseg != 0 && !(MIN_MAXSEG..=MAX_MAXSEG).contains(&self.maxseg) {
+            return bad("TCP_MAXSEG", "0 (unset) or 88..=32767");
+        }
+        if self.ttl == 0 {
+            return bad("IP_TTL", "1..=255");
+        }
+        if self.timestamps > 2 {
+            return bad("tcp_timestamps", "0, 1 or 2");
+        }
+        if self.ecn > 2 {
+            return bad("tcp_ecn", "0, 1 or 2");
+        }
+        let [min, def, max] = self.rmem;
+        if min == 0 || min > def || def > max {
+            return bad("tcp_rmem", "0 < min <= default <= max");
+        }
+        if self.mtu < MIN_MTU {
+            return bad("mtu", "at least 576");
+        }
+        Ok(())
+    }
+
     /// TCP_DEFER_ACCEPT as a number of SYN-ACK retransmissions: the kernel's
     /// `secs_to_retrans(secs, TCP_TIMEOUT_INIT / HZ, TCP_RTO_MAX / HZ)`: the smallest count
     /// whose cumulative backoff (1, 2, 4, ... s, capped at 120) covers the seconds.
@@ -253,6 +302,35 @@ mod tests {
             ..c
         };
         assert_eq!(old.rcv_wscale(), 7);
+    }
+
+    /// Linux's own limits (`do_tcp_setsockopt` for TCP_MAXSEG, `do_ip_setsockopt` for IP_TTL,
+    /// the sysctl ranges): each bad value is named by its key, the edges pass.
+    #[test]
+    fn validate_takes_linux_limits() {
+        let ok = ListenerConfig::default();
+        assert_eq!(ok.validate(), Ok(()));
+        let cases: [(ListenerConfig, &str); 9] = [
+            (ListenerConfig { maxseg: 1, ..ok }, "TCP_MAXSEG"),
+            (ListenerConfig { maxseg: 87, ..ok }, "TCP_MAXSEG"),
+            (ListenerConfig { maxseg: 32768, ..ok }, "TCP_MAXSEG"),
+            (ListenerConfig { ttl: 0, ..ok }, "IP_TTL"),
+            (ListenerConfig { timestamps: 3, ..ok }, "tcp_timestamps"),
+            (ListenerConfig { ecn: 3, ..ok }, "tcp_ecn"),
+            (ListenerConfig { rmem: [10, 5, 20], ..ok }, "tcp_rmem"),
+            (ListenerConfig { rmem: [0, 5, 20], ..ok }, "tcp_rmem"),
+            (ListenerConfig { mtu: 575, ..ok }, "mtu"),
+        ];
+        for (c, key) in cases {
+            assert_eq!(c.validate().map_err(|e| e.key), Err(key), "{c:?}");
+        }
+        for good in [
+            ListenerConfig { maxseg: 88, ..ok },
+            ListenerConfig { maxseg: 32767, ..ok },
+            ListenerConfig { ttl: 255, mtu: 576, ..ok },
+        ] {
+            assert_eq!(good.validate(), Ok(()), "{good:?}");
+        }
     }
 
     #[test]

@@ -171,6 +171,9 @@ impl Socket {
 
     /// Changes the settings (setsockopt/sysctl); on a listener, from the next segment on.
     pub fn set_config(&mut self, c: ListenerConfig) -> Result<(), Errno> {
+        if c.validate().is_err() {
+            return Err(Errno::EINVAL);
+        }
         match &mut self.state {
             State::Unbound(config) | State::Bound { config, .. } => {
                 *config = c;
