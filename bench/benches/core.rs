@@ -19,6 +19,7 @@ use synline_core::{
     Worker,
 };
 use synline_wire::emit::{emit_segment, SegmentSpec};
+use synline_wire::reply::{IpParams, TcpParams};
 use synline_wire::{parse_frame, OptionsOut, SeqNumber, TcpFlags, Timestamps};
 
 const BUF: usize = 256;
@@ -73,15 +74,20 @@ fn frame(buf: &mut [u8], c: SocketAddr, flags: TcpFlags, seq: u32, ack: u32, opt
         vlan: None,
         src: c.ip(),
         dst: SERVER.parse::<SocketAddr>().unwrap().ip(),
-        ttl: 64,
-        tos: 0,
+        ip: IpParams {
+            ttl: 64,
+            tos: 0,
+            flow_label: 0,
+        },
         src_port: c.port(),
         dst_port: 80,
-        seq: SeqNumber(seq),
-        ack: SeqNumber(ack),
-        flags,
-        window: 64240,
-        options,
+        tcp: TcpParams {
+            seq: SeqNumber(seq),
+            ack: SeqNumber(ack),
+            flags,
+            window: 64240,
+            options,
+        },
         payload: &[],
     };
     emit_segment(buf, &spec).unwrap();

@@ -8,6 +8,7 @@ use synline_core::{
     AddressFamily, ListenerConfig, Secrets, Stack, StackConfig, SyncookieMode, Verdict,
 };
 use synline_wire::emit::{emit_segment, SegmentSpec};
+use synline_wire::reply::{IpParams, TcpParams};
 use synline_wire::{parse_frame, OptionsOut, SeqNumber, TcpFlags, Timestamps};
 
 fn main() {
@@ -48,15 +49,20 @@ fn main() {
             vlan: None,
             src: IpAddr::V4(Ipv4Addr::from(0xc612_0000u32 | (i as u32 >> 14))),
             dst: server,
-            ttl: 64,
-            tos: 0,
+            ip: IpParams {
+                ttl: 64,
+                tos: 0,
+                flow_label: 0,
+            },
             src_port: 1024 + (i & 0x3fff) as u16,
             dst_port: 80,
-            seq: SeqNumber(seq),
-            ack: SeqNumber(ack),
-            flags,
-            window: 64240,
-            options,
+            tcp: TcpParams {
+                seq: SeqNumber(seq),
+                ack: SeqNumber(ack),
+                flags,
+                window: 64240,
+                options,
+            },
             payload: &[],
         };
         emit_segment(b, &spec).unwrap()

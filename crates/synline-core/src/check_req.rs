@@ -4,7 +4,7 @@
 //! (C-1..C-8). The cookie ACK path of `syncookies.c` (K-5..K-7) makes its child here too.
 
 use crate::accept_queue::{Child, ChildState, ChildTimestamps};
-use crate::conn_request::RTO_MAX;
+use crate::conn_request::make_synack;
 use crate::drop_reason::DropReason;
 use crate::flow::FlowKey;
 use crate::listener::{Listener, Tables};
@@ -13,6 +13,7 @@ use crate::secure_seq::{flow_label, secure_tcp_ts_off, ts_clock_ms};
 use crate::settings::ListenerConfig;
 use crate::stats::Mib;
 use crate::syncookie;
+use crate::timer::reqsk_timeout;
 use crate::worker::{ip_params, Verdict, Worker};
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -24,14 +25,6 @@ use synline_wire::{ParsedFrame, Segment, SeqNumber, Timestamps};
 pub const INVALID_RATELIMIT: Duration = Duration::from_millis(500);
 /// `TCP_PAWS_MSL`: an RST is exempt from PAWS while the reference is younger than this.
 const PAWS_MSL: Duration = Duration::from_secs(60);
-
-/// `reqsk_timeout`: the request's current RTO, min(1 s << num_timeout, 120 s).
-pub fn reqsk_timeout(num_timeout: u8) -> Duration {
-    if num_timeout >= 7 {
-        return RTO_MAX;
-    }
-    (Duration::from_secs(1) * (1u32 << num_timeout)).min(RTO_MAX)
-}
 
 /// `tcp_in_window(seq, end_seq, RCV.NXT, RCV.NXT + W)`.
 pub fn in_window(seq: SeqNumber, end_seq: SeqNumber, s_win: SeqNumber, e_win: SeqNumber) -> bool {
@@ -303,8 +296,8 @@ impl Worker {
         }
     }
 
-    /// a retransmitted SYN-ACK of R, over the received frame `p` or, for a timer, over a
-    /// frame synthesized from what R kept. Same ISS and options, fresh TSval, new flow label.
+    /// a retransmitted SYN-ACK of R, over the received duplicate SYN `p` or, for a timer,
+    /// from nothing. Same ISS and options, fresh TSval, new flow label.
     pub(crate) fn write_synack_rtx(
         &mut self,
         buf: &mut [u8],
@@ -313,7 +306,7 @@ impl Worker {
         cfg: &ListenerConfig,
         now: Duration,
     ) -> Option<usize> {
-        let secrets_label = {
+        let label = {
             let r = self.reqs.get(id);
             let t = self.tables_ref()?;
             if r.key.v6 {
@@ -324,25 +317,7 @@ impl Worker {
         };
         let r = self.reqs.get(id);
         let tsval = ts_clock_ms(now).wrapping_add(r.ts_off);
-        let synack = crate::conn_request::req_synack(r, cfg, tsval);
-        let ip = ip_params(cfg, r.key.v6, secrets_label);
-        let synth;
-        let p = match p {
-            Some(p) => p,
-            None => {
-                synth = crate::worker::synthesize(
-                    buf,
-                    r.eth_local,
-                    r.eth_peer,
-                    r.vlan(),
-                    &r.key,
-                    r.irs,
-                )
-                .ok()?;
-                &synth
-            }
-        };
-        let n = reply::build_synack(buf, p, &ip, &synack).ok()?;
+        let n = make_synack(buf, r, cfg, tsval, label, p).ok()?;
         let r = self.reqs.get_mut(id);
         r.num_retrans = r.num_retrans.saturating_add(1);
         if r.has(flag::TSTAMP_OK) {
@@ -546,12 +521,6 @@ impl Worker {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn t5_reqsk_timeout_backoff() {
-        let secs: Vec<u64> = (0..9).map(|n| reqsk_timeout(n).as_secs()).collect();
-        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 64, 120, 120]);
-    }
 
     #[test]
     fn r4_window_edges() {

@@ -17,17 +17,14 @@ use crate::secure_seq::{flow_label, secure_tcp_seq, secure_tcp_ts_off, ts_clock_
 use crate::settings::{ListenerConfig, SyncookieMode};
 use crate::stats::Mib;
 use crate::syncookie::{self, CookieOptions};
+use crate::timer::TIMEOUT_INIT;
 use crate::worker::{ip_params, Rx, Verdict, Worker};
 use core::net::IpAddr;
 use core::time::Duration;
 use std::sync::Arc;
-use synline_wire::reply::{self, SynAck};
-use synline_wire::{Family, OptionsOut, ParsedFrame, TcpFlags, Timestamps};
-
-/// Initial SYN-ACK timeout (`TCP_TIMEOUT_INIT`).
-pub const TIMEOUT_INIT: Duration = Duration::from_secs(1);
-/// Largest SYN-ACK timeout (`TCP_RTO_MAX`).
-pub const RTO_MAX: Duration = Duration::from_secs(120);
+use synline_wire::emit::{emit_segment, SegmentSpec};
+use synline_wire::reply::{self, SynAck, TcpParams};
+use synline_wire::{Error as WireError, Family, OptionsOut, ParsedFrame, TcpFlags, Timestamps};
 
 /// Default peer MSS when the SYN has no MSS option (section 1, V-3).
 pub fn default_mss(v6: bool) -> u16 {
@@ -75,8 +72,47 @@ impl SynOptions {
     }
 }
 
-/// X-1..X-4: the SYN-ACK of a request (fresh or retransmitted).
-pub(crate) fn req_synack(r: &RequestSock, cfg: &ListenerConfig, tsval: u32) -> SynAck {
+/// Q-1 `tcp_openreq_init`: a request from the SYN and the options S-7 left it, before the
+/// ISS and the timestamp clock are chosen (which differ between a stored request and a
+/// cookie).
+fn openreq_init(
+    key: FlowKey,
+    slot: u16,
+    p: &ParsedFrame,
+    opts: &SynOptions,
+    cfg: &ListenerConfig,
+) -> RequestSock {
+    let seg = &p.seg;
+    let mut r = RequestSock::new(key, slot);
+    r.eth_local = seg.eth_dst;
+    r.eth_peer = seg.eth_src;
+    if let Some(tci) = seg.vlan {
+        r.vlan = tci;
+        r.flags |= flag::VLAN;
+    }
+    r.irs = seg.seq;
+    r.mss = opts.mss;
+    if let Some(ws) = opts.wscale {
+        r.flags |= flag::WSCALE_OK;
+        r.snd_wscale = ws;
+        r.rcv_wscale = cfg.rcv_wscale();
+    }
+    if opts.sack {
+        r.flags |= flag::SACK_OK;
+    }
+    if opts.ecn {
+        r.flags |= flag::ECN_OK;
+    }
+    if let Some(ts) = opts.ts {
+        r.flags |= flag::TSTAMP_OK;
+        r.ts_recent = ts.tsval;
+    }
+    r.rcv_wnd = cfg.rcv_wnd(key.v6, opts.ts.is_some());
+    r
+}
+
+/// X-1..X-4: the SYN-ACK decisions of a request (fresh, cookie or retransmitted).
+fn req_synack(r: &RequestSock, cfg: &ListenerConfig, tsval: u32) -> SynAck {
     SynAck {
         iss: r.iss,
         window: r.rcv_wnd,
@@ -91,6 +127,53 @@ pub(crate) fn req_synack(r: &RequestSock, cfg: &ListenerConfig, tsval: u32) -> S
             }),
         },
     }
+}
+
+/// X-1..X-6, V-5: the one SYN-ACK builder, as the kernel has one `tcp_make_synack` for the
+/// first, the cookie and every retransmitted SYN-ACK. Everything comes from the request `r`
+/// (for a cookie, a request that is never stored, as the kernel's cookie path builds one and
+/// frees it); `tsval` and `flow_label` are the caller's for this transmission. Written over
+/// the received SYN when there is one (in place: its buffer becomes the reply), or from
+/// nothing when a timer fires (MACs, tag and addresses kept in the request).
+pub(crate) fn make_synack(
+    buf: &mut [u8],
+    r: &RequestSock,
+    cfg: &ListenerConfig,
+    tsval: u32,
+    flow_label: u32,
+    syn: Option<&ParsedFrame>,
+) -> Result<usize, WireError> {
+    let s = req_synack(r, cfg, tsval);
+    let ip = ip_params(cfg, r.key.v6, flow_label);
+    if let Some(p) = syn {
+        return reply::build_synack(buf, p, &ip, &s);
+    }
+    let flags = if s.ece {
+        TcpFlags::SYN_ACK | TcpFlags::ECE
+    } else {
+        TcpFlags::SYN_ACK
+    };
+    emit_segment(
+        buf,
+        &SegmentSpec {
+            eth_src: r.eth_local,
+            eth_dst: r.eth_peer,
+            vlan: r.vlan(),
+            src: r.key.local_addr(),
+            dst: r.key.remote_addr(),
+            ip,
+            src_port: r.key.lport,
+            dst_port: r.key.rport,
+            tcp: TcpParams {
+                seq: s.iss,
+                ack: r.irs + 1,
+                flags,
+                window: s.window,
+                options: s.options,
+            },
+            payload: &[],
+        },
+    )
 }
 
 impl Worker {
@@ -175,36 +258,14 @@ impl Worker {
 
         //
         let slot = self.lrefs.acquire(l);
-        let mut r = RequestSock::new(key, slot);
-        r.eth_local = seg.eth_dst;
-        r.eth_peer = seg.eth_src;
-        if let Some(tci) = seg.vlan {
-            r.vlan = tci;
-            r.flags |= flag::VLAN;
-        }
+        let mut r = openreq_init(key, slot, p, &opts, &cfg);
         r.iss = synline_wire::SeqNumber(secure_tcp_seq(&t.secrets, &key, now));
-        r.irs = seg.seq;
-        r.mss = opts.mss;
-        if let Some(ws) = opts.wscale {
-            r.flags |= flag::WSCALE_OK;
-            r.snd_wscale = ws;
-            r.rcv_wscale = cfg.rcv_wscale();
-        }
-        if opts.sack {
-            r.flags |= flag::SACK_OK;
-        }
-        if opts.ecn {
-            r.flags |= flag::ECN_OK;
-        }
         let tsval = ts_clock_ms(now).wrapping_add(ts_off);
-        if let Some(ts) = opts.ts {
-            r.flags |= flag::TSTAMP_OK;
-            r.ts_recent = ts.tsval;
+        if r.has(flag::TSTAMP_OK) {
             r.ts_off = ts_off;
             r.tsval_first = tsval;
             r.tsval_last = tsval;
         }
-        r.rcv_wnd = cfg.rcv_wnd(v6, opts.ts.is_some());
         r.set_expires(now + TIMEOUT_INIT);
 
         // insert (a raced duplicate is dropped silently, no counter); qlen and young
@@ -220,18 +281,18 @@ impl Worker {
         self.stats.set_requests(self.reqs.len());
 
         // the SYN-ACK goes after insertion; if it cannot be written the timer resends.
+        let label = if v6 {
+            flow_label(&t.secrets, &key, 0)
+        } else {
+            0
+        };
         let r = self.reqs.get(id);
-        let synack = req_synack(r, &cfg, tsval);
-        let ip = ip_params(
-            &cfg,
-            v6,
-            if v6 {
-                flow_label(&t.secrets, &key, 0)
-            } else {
-                0
-            },
-        );
-        match reply::build_synack(buf, p, &ip, &synack) {
+        self.synack_verdict(make_synack(buf, r, &cfg, tsval, label, Some(p)))
+    }
+
+    /// The verdict for a first or cookie SYN-ACK written into the SYN's buffer.
+    fn synack_verdict(&mut self, built: Result<usize, WireError>) -> Verdict {
+        match built {
             Ok(n) => {
                 self.stats.inc(Mib::OutSegs);
                 self.stats.inc(Mib::SynAckSent);
@@ -273,44 +334,21 @@ impl Worker {
         // K-2.
         l.synq_overflow(now);
         self.stats.inc(Mib::SyncookiesSent);
-        let timestamps = opts.ts.map(|ts| {
+        // The request the cookie stands for, never stored (the kernel's cookie path builds
+        // one for tcp_make_synack and frees it at once).
+        let mut r = openreq_init(*key, 0, p, &opts, cfg);
+        r.iss = synline_wire::SeqNumber(iss);
+        // K-4: the TSval carries the options the cookie has no room for.
+        let mut tsval = 0;
+        if opts.ts.is_some() {
             let carried = CookieOptions {
                 wscale: opts.wscale,
                 sack: opts.sack,
                 ecn: opts.ecn,
             };
-            Timestamps {
-                tsval: syncookie::cookie_init_timestamp(now, &carried).wrapping_add(ts_off),
-                tsecr: ts.tsval,
-            }
-        });
-        let synack = SynAck {
-            iss: synline_wire::SeqNumber(iss),
-            window: cfg.rcv_wnd(v6, opts.ts.is_some()),
-            ece: opts.ecn,
-            options: OptionsOut {
-                mss: Some(cfg.adv_mss(v6)),
-                wscale: opts.wscale.map(|_| cfg.rcv_wscale()),
-                sack_permitted: opts.sack,
-                timestamps,
-            },
-        };
-        let ip = ip_params(
-            cfg,
-            v6,
-            if v6 {
-                flow_label(&t.secrets, key, 0)
-            } else {
-                0
-            },
-        );
-        match reply::build_synack(buf, p, &ip, &synack) {
-            Ok(n) => {
-                self.stats.inc(Mib::OutSegs);
-                self.stats.inc(Mib::SynAckSent);
-                Verdict::Transmit(n)
-            }
-            Err(_) => self.dropped(DropReason::BufferTooSmall),
+            tsval = syncookie::cookie_init_timestamp(now, &carried).wrapping_add(ts_off);
         }
+        let label = if v6 { flow_label(&t.secrets, key, 0) } else { 0 };
+        self.synack_verdict(make_synack(buf, &r, cfg, tsval, label, Some(p)))
     }
 }

@@ -186,6 +186,9 @@ pub struct RequestTable {
     index: HashTable<u32>,
     hasher: foldhash::fast::FixedState,
     heads: Vec<u32>,
+    /// One bit per slot, set while the slot's list is not empty: the next deadline is the
+    /// first set bit from `next_tick` on (a scan of at most 2^11 words, only when idle).
+    occupied: Vec<u64>,
     next_tick: u64,
     live: usize,
 }
@@ -212,6 +215,7 @@ impl RequestTable {
             index: HashTable::with_capacity(capacity),
             hasher: foldhash::fast::FixedState::with_seed(seed),
             heads: vec![NIL; SLOTS],
+            occupied: vec![0; SLOTS / 64],
             next_tick: 0,
             live: 0,
         }
@@ -361,6 +365,38 @@ impl RequestTable {
         None
     }
 
+    /// When [`Self::pop_expired`] next has something to return: the end of the first
+    /// occupied slot from the wheel's position on (a timer fires once its slot has fully
+    /// passed). `None` with no request alive. Like quinn-proto's `poll_timeout`: the caller
+    /// may sleep until then.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        if self.live == 0 {
+            return None;
+        }
+        let words = SLOTS / 64;
+        let start = (self.next_tick as usize) & (SLOTS - 1);
+        let (w0, b0) = (start / 64, start % 64);
+        // The first word from bit b0, then the others round the wheel, then the first word's
+        // low bits (the slots of the next lap).
+        let first = self.occupied[w0] & (!0u64 << b0);
+        let found = if first != 0 {
+            Some(w0 * 64 + first.trailing_zeros() as usize)
+        } else {
+            (1..words)
+                .map(|k| (w0 + k) % words)
+                .find(|&w| self.occupied[w] != 0)
+                .map(|w| w * 64 + self.occupied[w].trailing_zeros() as usize)
+                .or_else(|| {
+                    let low = self.occupied[w0] & !(!0u64 << b0);
+                    (low != 0).then(|| w0 * 64 + low.trailing_zeros() as usize)
+                })
+        };
+        let slot = found?;
+        let ahead = (slot + SLOTS - start) % SLOTS;
+        let tick = self.next_tick + ahead as u64;
+        Some(Duration::from_nanos((tick + 1) << TICK_SHIFT))
+    }
+
     /// A time in a slot the wheel has already passed would wait a whole lap: move it to the
     /// next slot to fire instead.
     fn clamp(&self, expires: Duration) -> Duration {
@@ -383,6 +419,7 @@ impl RequestTable {
             self.slab[head as usize].as_mut().expect("live").prev = i;
         }
         self.heads[slot] = i;
+        self.occupied[slot / 64] |= 1 << (slot % 64);
     }
 
     fn unlink(&mut self, i: u32) {
@@ -399,6 +436,9 @@ impl RequestTable {
             let slot = (tick(expires) as usize) & (SLOTS - 1);
             if self.heads[slot] == i {
                 self.heads[slot] = next;
+                if next == NIL {
+                    self.occupied[slot / 64] &= !(1 << (slot % 64));
+                }
             }
         }
         if next != NIL {
@@ -505,6 +545,32 @@ mod tests {
         assert_eq!(t.pop_expired(Duration::from_millis(2600)), Some(b));
         assert_eq!(t.pop_expired(Duration::from_millis(3010)), Some(a));
         assert_eq!(t.pop_expired(Duration::from_millis(100_000)), None);
+    }
+
+    /// T-3 with `next_deadline`: nothing is due a nanosecond before the deadline, and the
+    /// timer fires at it; with nothing armed there is no deadline.
+    #[test]
+    fn next_deadline_is_when_the_first_timer_fires() {
+        let l = listener();
+        let mut t = RequestTable::new(16, 7);
+        assert_eq!(t.next_deadline(), None);
+        let a = t.insert(req(&l, 1, 3000), Duration::ZERO).unwrap();
+        let b = t.insert(req(&l, 2, 1000), Duration::ZERO).unwrap();
+        for (want, at_most_late) in [(b, 1000), (a, 3000)] {
+            let d = t.next_deadline().unwrap();
+            assert!(d > Duration::from_millis(at_most_late), "{d:?}");
+            assert!(d <= Duration::from_millis(at_most_late) + Duration::from_micros(1049));
+            assert_eq!(t.pop_expired(d - Duration::from_nanos(1)), None);
+            assert_eq!(t.pop_expired(d), Some(want));
+        }
+        assert_eq!(t.next_deadline(), None, "both unlinked (none re-armed)");
+        t.rearm(a, Duration::from_secs(200));
+        // Beyond the wheel's horizon from the wheel's position: one lap later, found on the
+        // way round (early is harmless: nothing pops, and the caller asks again).
+        assert!(t.next_deadline().is_some());
+        t.remove(a);
+        t.remove(b);
+        assert_eq!(t.next_deadline(), None);
     }
 
     #[test]

@@ -10,11 +10,23 @@
 //! due. That keeps the core's T-4 ("a failed retransmit with acked == 0 drops R") for the one
 //! failure the core can see, a buffer too small for the SYN-ACK.
 
-use crate::check_req::reqsk_timeout;
 use crate::request_table::flag;
 use crate::stats::Mib;
 use crate::worker::Worker;
 use core::time::Duration;
+
+/// Initial SYN-ACK timeout (`TCP_TIMEOUT_INIT`): the first firing.
+pub const TIMEOUT_INIT: Duration = Duration::from_secs(1);
+/// Largest SYN-ACK timeout (`TCP_RTO_MAX`).
+pub const RTO_MAX: Duration = Duration::from_secs(120);
+
+/// T-5 `reqsk_timeout`: the request's current RTO, min(1 s << num_timeout, 120 s).
+pub fn reqsk_timeout(num_timeout: u8) -> Duration {
+    if num_timeout >= 7 {
+        return RTO_MAX;
+    }
+    (TIMEOUT_INIT * (1u32 << num_timeout)).min(RTO_MAX)
+}
 
 /// T-2: `max_syn_ack_retries` lowered for this firing when the queue is crowded with
 /// requests that never answered: with q = qlen and y = young, if 2q > max(8, B), the retry
@@ -45,6 +57,21 @@ pub fn syn_ack_recalc(num_timeout: u8, max_retries: u8, defer: u8, acked: bool) 
 }
 
 impl Worker {
+    /// When the next timer is due ([`Self::poll_timers`] has nothing to do before then); `None`
+    /// with no request alive. The caller may sleep until this time or until a frame arrives,
+    /// as quinn-proto's `poll_timeout`. A timer fires at most one wheel tick (about 1.05 ms)
+    /// after its expiry, like the kernel's jiffy.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        self.reqs.next_deadline()
+    }
+
+    /// Whether other workers may hand this one segments ([`Self::poll_handoff`]): with more
+    /// than one worker. Those arrive without a frame on this worker's queue, so a caller that
+    /// sleeps should not sleep long.
+    pub fn receives_handoffs(&self) -> bool {
+        self.shared.config.workers > 1
+    }
+
     /// Runs due timers; returns the length of a retransmitted SYN-ACK written into `buf`, or
     /// `None` when no timer that needs sending is due.
     pub fn poll_timers(&mut self, now: Duration, buf: &mut [u8]) -> Option<usize> {
@@ -109,6 +136,12 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn t5_reqsk_timeout_backoff() {
+        let secs: Vec<u64> = (0..9).map(|n| reqsk_timeout(n).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 64, 120, 120]);
+    }
 
     /// T-2's table with R_max 5.
     #[test]

@@ -15,15 +15,12 @@ use crate::request_table::RequestTable;
 use crate::settings::SyncookieMode;
 use crate::stack::Shared;
 use crate::stats::{Mib, WorkerStats};
-use core::net::IpAddr;
 use core::sync::atomic::Ordering;
 use core::time::Duration;
 use std::sync::Arc;
-use synline_wire::ethernet::{self, MacAddr};
-use synline_wire::reply::{self, IpParams};
-use synline_wire::{
-    Error as WireError, Family, Layout, ParsedFrame, Segment, SeqNumber, TcpFlags, TcpOptions,
-};
+use synline_wire::emit::{emit_segment, SegmentSpec};
+use synline_wire::reply::{self, IpParams, TcpParams};
+use synline_wire::{Error as WireError, ParsedFrame, TcpFlags};
 
 /// Largest frame a hand-off carries (an AF_XDP chunk of 2048 bytes).
 pub const HANDOFF_FRAME: usize = 2048;
@@ -376,87 +373,37 @@ impl Worker {
     }
 
     /// the RST that resets an unaccepted child of a closed listener (seq = SND.NXT,
-    /// ack = RCV.NXT, like `tcp_send_active_reset`), written into `buf`.
+    /// ack = RCV.NXT, like `tcp_send_active_reset`), written into `buf` from nothing.
     pub fn write_child_rst(
         &mut self,
         child: &crate::Child,
         buf: &mut [u8],
     ) -> Result<usize, WireError> {
-        let key = child.key();
-        let p = synthesize(
+        let n = emit_segment(
             buf,
-            child.eth_local,
-            child.eth_peer,
-            child.vlan,
-            &key,
-            child.rcv_nxt,
+            &SegmentSpec {
+                eth_src: child.eth_local,
+                eth_dst: child.eth_peer,
+                vlan: child.vlan,
+                src: child.local.ip(),
+                dst: child.remote.ip(),
+                ip: IpParams::default(),
+                src_port: child.local.port(),
+                dst_port: child.remote.port(),
+                tcp: TcpParams {
+                    seq: child.snd_nxt,
+                    ack: child.rcv_nxt,
+                    flags: TcpFlags::RST | TcpFlags::ACK,
+                    window: 0,
+                    options: Default::default(),
+                },
+                payload: &[],
+            },
         )?;
-        let tcp = reply::TcpParams {
-            seq: child.snd_nxt,
-            ack: child.rcv_nxt,
-            flags: TcpFlags::RST | TcpFlags::ACK,
-            window: 0,
-            options: Default::default(),
-        };
-        let n = reply::build_reply(buf, &p, &IpParams::default(), &tcp)?;
         self.stats.inc(Mib::OutRsts);
         self.stats.inc(Mib::OutSegs);
         Ok(n)
     }
-}
-
-/// Writes into `buf` the Ethernet header of a frame the peer would have sent us and returns
-/// the summary of a bare segment from the peer, so the reply builders can turn it around.
-/// Timer retransmissions and resets of children have no received frame to build over.
-pub(crate) fn synthesize(
-    buf: &mut [u8],
-    eth_local: MacAddr,
-    eth_peer: MacAddr,
-    vlan: Option<u16>,
-    key: &FlowKey,
-    seq: SeqNumber,
-) -> Result<ParsedFrame, WireError> {
-    let (family, ethertype, ip_len) = if key.v6 {
-        (
-            Family::V6,
-            ethernet::ETHERTYPE_IPV6,
-            synline_wire::ipv6::HEADER_LEN,
-        )
-    } else {
-        (
-            Family::V4,
-            ethernet::ETHERTYPE_IPV4,
-            synline_wire::ipv4::HEADER_LEN,
-        )
-    };
-    let l3 = ethernet::emit_header(buf, eth_local, eth_peer, vlan, ethertype)?;
-    let (src, dst): (IpAddr, IpAddr) = (key.remote_addr(), key.local_addr());
-    let seg = Segment {
-        eth_src: eth_peer,
-        eth_dst: eth_local,
-        vlan,
-        src,
-        dst,
-        ip_ecn: 0,
-        src_port: key.rport,
-        dst_port: key.lport,
-        seq,
-        ack: SeqNumber(0),
-        flags: TcpFlags::SYN,
-        window: 0,
-        options: TcpOptions::default(),
-        payload_len: 0,
-    };
-    let l4 = l3 + ip_len;
-    Ok(ParsedFrame {
-        layout: Layout {
-            l3,
-            l4,
-            end: l4 + synline_wire::tcp::HEADER_LEN,
-            family,
-        },
-        seg,
-    })
 }
 
 /// IP values of the engine's replies (X-5, V-5).

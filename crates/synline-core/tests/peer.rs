@@ -16,6 +16,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use synline_core::{FlowKey, ListenerConfig, Mib, SyncookieMode, Verdict};
+use synline_wire::reply::{IpParams, TcpParams};
 use synline_wire::{parse_frame, OptionsOut, SeqNumber, TcpFlags, Timestamps};
 use util::*;
 
@@ -351,15 +352,20 @@ fn stack_ack(peer: &Peer, seq: SeqNumber, ack: SeqNumber) -> Vec<u8> {
         vlan: None,
         src: peer.server.ip(),
         dst: peer.addr.ip(),
-        ttl: 64,
-        tos: 0,
+        ip: IpParams {
+            ttl: 64,
+            tos: 0,
+            flow_label: 0,
+        },
         src_port: peer.server.port(),
         dst_port: peer.addr.port(),
-        seq,
-        ack,
-        flags: TcpFlags::ACK,
-        window: 502,
-        options: OptionsOut::default(),
+        tcp: TcpParams {
+            seq,
+            ack,
+            flags: TcpFlags::ACK,
+            window: 502,
+            options: OptionsOut::default(),
+        },
         payload: &[],
     };
     let mut buf = vec![0u8; 128];

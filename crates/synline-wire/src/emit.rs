@@ -1,14 +1,14 @@
-//! Building a segment from nothing: what a peer, a load generator or a test sends. The engine
-//! itself only answers in place ([`crate::reply`]); this is the other side of the wire.
+//! Building a segment from nothing: what a peer, a load generator or a test sends, and what the
+//! engine sends without a received frame to answer in (a timer's SYN-ACK retransmission, the
+//! RST of a child). The TCP header is the same [`TcpParams`] the in-place builders of
+//! [`crate::reply`] take, and the IP header comes from the same writer.
 
 use crate::checksum::{self, PROTO_TCP};
 use crate::ethernet::{self, MacAddr};
 use crate::ipv4::{self, Ipv4Packet};
 use crate::ipv6::{self, Ipv6Packet};
-use crate::reply::IpParams;
-use crate::seq::SeqNumber;
-use crate::tcp::{self, TcpFlags, TcpPacket};
-use crate::tcp_options::OptionsOut;
+use crate::reply::{IpParams, TcpParams};
+use crate::tcp::{self, TcpPacket};
 use crate::{Error, Result};
 use core::net::IpAddr;
 
@@ -25,24 +25,14 @@ pub struct SegmentSpec<'a> {
     pub src: IpAddr,
     /// Destination address (same family as `src`).
     pub dst: IpAddr,
-    /// TTL / hop limit.
-    pub ttl: u8,
-    /// TOS / traffic class (its low two bits are the ECN field).
-    pub tos: u8,
+    /// TTL / hop limit, TOS / traffic class (its low two bits are the ECN field), flow label.
+    pub ip: IpParams,
     /// Source port.
     pub src_port: u16,
     /// Destination port.
     pub dst_port: u16,
-    /// SEQ.
-    pub seq: SeqNumber,
-    /// ACK.
-    pub ack: SeqNumber,
-    /// Flags.
-    pub flags: TcpFlags,
-    /// Window.
-    pub window: u16,
-    /// Options.
-    pub options: OptionsOut,
+    /// SEQ, ACK, flags, window, options.
+    pub tcp: TcpParams,
     /// Payload.
     pub payload: &'a [u8],
 }
@@ -55,7 +45,7 @@ pub fn emit_segment(buf: &mut [u8], s: &SegmentSpec<'_>) -> Result<usize> {
     };
     let l3 = ethernet::emit_header(buf, s.eth_dst, s.eth_src, s.vlan, ethertype)?;
     let l4 = l3 + ip_len;
-    let tcp_hlen = tcp::HEADER_LEN + s.options.len();
+    let tcp_hlen = tcp::HEADER_LEN + s.tcp.options.len();
     let seg_len = tcp_hlen + s.payload.len();
     let end = l4 + seg_len;
     if buf.len() < end || seg_len > usize::from(u16::MAX) - ip_len {
@@ -67,22 +57,18 @@ pub fn emit_segment(buf: &mut [u8], s: &SegmentSpec<'_>) -> Result<usize> {
         let mut t = TcpPacket::new_unchecked(&mut b[..]);
         t.set_src_port(s.src_port);
         t.set_dst_port(s.dst_port);
-        t.set_seq(s.seq);
-        t.set_ack(s.ack);
+        t.set_seq(s.tcp.seq);
+        t.set_ack(s.tcp.ack);
         t.set_header_len(tcp_hlen);
-        t.set_flags(s.flags);
-        t.set_window(s.window);
-        s.options
+        t.set_flags(s.tcp.flags);
+        t.set_window(s.tcp.window);
+        s.tcp
+            .options
             .emit(&mut b[tcp::HEADER_LEN..tcp_hlen])
             .ok_or(Error::BufferTooSmall)?;
         b[tcp_hlen..].copy_from_slice(s.payload);
     }
-    let ip = IpParams {
-        ttl: s.ttl,
-        tos: s.tos,
-        flow_label: 0,
-    };
-    let pseudo = emit_ip_header(&mut buf[l3..l4], s.src, s.dst, &ip, seg_len)?;
+    let pseudo = emit_ip_header(&mut buf[l3..l4], s.src, s.dst, &s.ip, seg_len)?;
     let c = checksum::finish(checksum::accumulate(pseudo, &buf[l4..end]));
     buf[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
     Ok(end)
@@ -152,7 +138,9 @@ pub(crate) fn emit_ip_header(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tcp_options::Timestamps;
+    use crate::seq::SeqNumber;
+    use crate::tcp::TcpFlags;
+    use crate::tcp_options::{OptionsOut, Timestamps};
 
     #[test]
     fn emitted_segment_parses_back() {
@@ -163,17 +151,22 @@ mod tests {
                 vlan: Some(5),
                 src: src.parse().unwrap(),
                 dst: dst.parse().unwrap(),
-                ttl: 64,
-                tos: 0,
+                ip: IpParams {
+                    ttl: 64,
+                    tos: 0,
+                    flow_label: 0,
+                },
                 src_port: 40000,
                 dst_port: 80,
-                seq: SeqNumber(7),
-                ack: SeqNumber(9),
-                flags: TcpFlags::ACK | TcpFlags::PSH,
-                window: 502,
-                options: OptionsOut {
-                    timestamps: Some(Timestamps { tsval: 1, tsecr: 2 }),
-                    ..OptionsOut::default()
+                tcp: TcpParams {
+                    seq: SeqNumber(7),
+                    ack: SeqNumber(9),
+                    flags: TcpFlags::ACK | TcpFlags::PSH,
+                    window: 502,
+                    options: OptionsOut {
+                        timestamps: Some(Timestamps { tsval: 1, tsecr: 2 }),
+                        ..OptionsOut::default()
+                    },
                 },
                 payload: b"hello",
             };
@@ -188,6 +181,21 @@ mod tests {
                 Some(Timestamps { tsval: 1, tsecr: 2 })
             );
             assert_eq!(p.payload(&buf[..n]), b"hello");
+            // V-5: the flow label reaches the IPv6 header.
+            let labelled = SegmentSpec {
+                ip: IpParams {
+                    flow_label: 0xabcde,
+                    ..spec.ip
+                },
+                ..spec
+            };
+            let n = emit_segment(&mut buf, &labelled).unwrap();
+            if spec.src.is_ipv6() {
+                let l3 = 18; // 14 + the tag
+                let word = u32::from_be_bytes(buf[l3..l3 + 4].try_into().unwrap());
+                assert_eq!(word & 0xf_ffff, 0xabcde);
+            }
+            crate::parse_frame(&buf[..n]).unwrap();
             assert_eq!(
                 emit_segment(&mut buf[..n - 1], &spec),
                 Err(Error::BufferTooSmall)

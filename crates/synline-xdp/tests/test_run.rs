@@ -18,6 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use synline_wire::emit::{emit_segment, SegmentSpec};
 use synline_wire::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4};
 use synline_wire::ipv4::{Ipv4Packet, FLAG_MF};
+use synline_wire::reply::{IpParams, TcpParams};
 use synline_wire::{OptionsOut, SeqNumber, TcpFlags};
 use synline_xdp::{XdpAction, XdpCounters, XdpProgram};
 
@@ -163,19 +164,24 @@ fn syn(dst: &str, vlan: Option<u16>) -> Vec<u8> {
         vlan,
         src,
         dst: dst.ip(),
-        ttl: 64,
-        tos: 0,
+        ip: IpParams {
+            ttl: 64,
+            tos: 0,
+            flow_label: 0,
+        },
         src_port: 40000,
         dst_port: dst.port(),
-        seq: SeqNumber(1000),
-        ack: SeqNumber(0),
-        flags: TcpFlags::SYN,
-        window: 64240,
-        options: OptionsOut {
-            mss: Some(1460),
-            wscale: Some(7),
-            sack_permitted: true,
-            ..OptionsOut::default()
+        tcp: TcpParams {
+            seq: SeqNumber(1000),
+            ack: SeqNumber(0),
+            flags: TcpFlags::SYN,
+            window: 64240,
+            options: OptionsOut {
+                mss: Some(1460),
+                wscale: Some(7),
+                sack_permitted: true,
+                ..OptionsOut::default()
+            },
         },
         payload: &[],
     };

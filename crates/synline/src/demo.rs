@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use std::time::Duration;
 use synline_core::{AddressFamily, ListenerConfig, Secrets, Stack, StackConfig, Verdict};
 use synline_wire::emit::{emit_segment, SegmentSpec};
+use synline_wire::reply::{IpParams, TcpParams};
 use synline_wire::{parse_frame, OptionsOut, ParsedFrame, TcpFlags, Timestamps};
 
 /// The kernel fixture: SYN, SYN-ACK, ACK of a Linux 6.18 client and listener (all options).
@@ -95,17 +96,22 @@ pub fn run() -> Result<()> {
         vlan: None,
         src: syn_p.seg.src,
         dst: syn_p.seg.dst,
-        ttl: 64,
-        tos: 0,
+        ip: IpParams {
+            ttl: 64,
+            tos: 0,
+            flow_label: 0,
+        },
         src_port: syn_p.seg.src_port,
         dst_port: syn_p.seg.dst_port,
-        seq: syn_p.seg.seq + 1,
-        ack: ours.seg.seq + 1,
-        flags: TcpFlags::ACK | TcpFlags::PSH,
-        window: 502,
-        options: OptionsOut {
-            timestamps: ts,
-            ..OptionsOut::default()
+        tcp: TcpParams {
+            seq: syn_p.seg.seq + 1,
+            ack: ours.seg.seq + 1,
+            flags: TcpFlags::ACK | TcpFlags::PSH,
+            window: 502,
+            options: OptionsOut {
+                timestamps: ts,
+                ..OptionsOut::default()
+            },
         },
         payload: b"GET / HTTP/1.0\r\n\r\n",
     };

@@ -11,10 +11,6 @@ use anyhow::{Context, Result};
 use std::time::Duration;
 use synline_core::{AddressFamily, Secrets, Snapshot, Socket, Stack, Verdict, Worker};
 
-/// Timer resolution of the replay: a retransmission leaves within about 2 ms of its due time
-/// (this step plus the engine's timer tick).
-const STEP: Duration = Duration::from_millis(1);
-
 /// What a replay did.
 #[derive(Debug)]
 pub struct Summary {
@@ -40,11 +36,16 @@ impl<W: std::io::Write> Replay<W> {
         self.out.write(at, &self.buf[..n])
     }
 
-    /// Runs the timers from `from` to `to` in 1 ms steps while requests are alive.
+    /// Runs the timers due up to `to`, jumping from deadline to deadline
+    /// ([`Worker::poll_timeout`]): each retransmission leaves at the moment the engine's timer
+    /// wheel makes it due, at most one tick (about 1.05 ms) after its expiry.
     fn timers(&mut self, from: Duration, to: Duration) -> Result<()> {
-        let mut t = from;
-        while t < to && self.worker.requests() > 0 {
-            t = (t + STEP).min(to);
+        while let Some(due) = self.worker.poll_timeout() {
+            if due > to {
+                break;
+            }
+            // Each call moves the wheel past `due`, so the next deadline is later.
+            let t = due.max(from);
             while let Some(n) = self.worker.poll_timers(t, &mut self.buf) {
                 self.emit(t, n)?;
             }
@@ -133,6 +134,7 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
     use synline_wire::emit::{emit_segment, SegmentSpec};
+    use synline_wire::reply::{IpParams, TcpParams};
     use synline_wire::{parse_frame, OptionsOut, TcpFlags, Timestamps};
 
     fn fixture() -> Vec<pcap::Record> {
@@ -221,20 +223,25 @@ mod tests {
             vlan: None,
             src: syn.src,
             dst: syn.dst,
-            ttl: 64,
-            tos: 0,
+            ip: IpParams {
+                ttl: 64,
+                tos: 0,
+                flow_label: 0,
+            },
             src_port: syn.src_port,
             dst_port: syn.dst_port,
-            seq: syn.seq + 1,
-            ack: synack.seq + 1,
-            flags: TcpFlags::ACK | TcpFlags::PSH,
-            window: 502,
-            options: OptionsOut {
-                timestamps: Some(Timestamps {
-                    tsval: 7,
-                    tsecr: synack.options.timestamps.unwrap().tsval,
-                }),
-                ..OptionsOut::default()
+            tcp: TcpParams {
+                seq: syn.seq + 1,
+                ack: synack.seq + 1,
+                flags: TcpFlags::ACK | TcpFlags::PSH,
+                window: 502,
+                options: OptionsOut {
+                    timestamps: Some(Timestamps {
+                        tsval: 7,
+                        tsecr: synack.options.timestamps.unwrap().tsval,
+                    }),
+                    ..OptionsOut::default()
+                },
             },
             payload: b"hello",
         };

@@ -9,6 +9,7 @@ use synline_core::{
     Worker,
 };
 use synline_wire::emit::{emit_segment, SegmentSpec};
+use synline_wire::reply::{IpParams, TcpParams};
 use synline_wire::{parse_frame, OptionsOut, ParsedFrame, SeqNumber, TcpFlags, Timestamps};
 
 pub const SERVER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -263,15 +264,20 @@ impl Peer {
             vlan: self.vlan,
             src: self.addr.ip(),
             dst: self.server.ip(),
-            ttl: 64,
-            tos: self.tos,
+            ip: IpParams {
+                ttl: 64,
+                tos: self.tos,
+                flow_label: 0,
+            },
             src_port: self.addr.port(),
             dst_port: self.server.port(),
-            seq,
-            ack,
-            flags,
-            window: self.window,
-            options,
+            tcp: TcpParams {
+                seq,
+                ack,
+                flags,
+                window: self.window,
+                options,
+            },
             payload,
         };
         let mut buf = vec![0u8; FRAME];
