@@ -20,8 +20,11 @@
 //! 6. with nothing received, wake the RX side if the fill ring asks for it (or always with
 //!    busy polling, where `recvfrom()` runs the driver's NAPI loop in this thread).
 //!
-//! An idle round (nothing received or sent) sleeps in `poll()` for up to
-//! [`DatapathConfig::idle_wait`], or spins when that is `None`.
+//! After an idle round (nothing received or sent) the loop sleeps in `poll()` until a frame
+//! arrives or the engine's next timer is due ([`Worker::poll_timeout`]), but never longer than
+//! [`DatapathConfig::idle_wait`] (so a stop request is seen), nor longer than
+//! [`HANDOFF_POLL`] when other workers may hand segments over (they arrive without a frame on
+//! this queue). With `idle_wait` `None` it spins.
 //!
 //! # A full TX ring, and what it means for a request (spec Q-7, T-4)
 //!
@@ -40,7 +43,7 @@
 //!   hand-offs, which stay queued in the engine.
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use synline_core::{Verdict, Worker};
@@ -57,22 +60,23 @@ pub struct DatapathConfig {
     /// Free frames kept out of the fill ring for engine-originated frames (timer
     /// retransmissions, hand-offs).
     pub reserve: usize,
-    /// How long an idle round sleeps in `poll()` (woken early by a frame); `None` spins.
+    /// The longest an idle round sleeps in `poll()` (woken early by a frame, and cut short by
+    /// the next timer); `None` spins.
     pub idle_wait: Option<Duration>,
     /// Most `sendto()` kicks per round while copy mode answers EAGAIN.
     pub max_kicks: u32,
-    /// Pin the thread that calls [`Datapath::run`] to this CPU.
-    pub cpu: Option<usize>,
 }
+
+/// The longest an idle worker sleeps while other workers may hand it segments.
+pub const HANDOFF_POLL: Duration = Duration::from_millis(1);
 
 impl Default for DatapathConfig {
     fn default() -> Self {
         DatapathConfig {
             batch: 64,
             reserve: 64,
-            idle_wait: Some(Duration::from_millis(1)),
+            idle_wait: Some(Duration::from_millis(100)),
             max_kicks: 16,
-            cpu: None,
         }
     }
 }
@@ -194,37 +198,31 @@ impl Datapath {
         }
     }
 
-    /// Runs rounds until `stop` is set, reading the time from `clock` once per round.
-    /// Returns early only on an error of the socket itself (EBADF, ENXIO...).
-    pub fn run(
+    /// After an idle round (nothing received or sent, no kick pending), waits in `poll()`
+    /// until a frame arrives or `engine`'s next timer is due (see the module docs), or spins
+    /// once when [`DatapathConfig::idle_wait`] is `None`. `now` is the round's time.
+    pub fn idle(
         &mut self,
         queue: &mut XskQueue,
-        engine: &mut Worker,
-        clock: impl Fn() -> Duration,
-        stop: &AtomicBool,
-        stats: &QueueStats,
+        engine: &Worker,
+        round: Round,
+        now: Duration,
     ) -> Result<(), XskError> {
-        if let Some(cpu) = self.cfg.cpu {
-            crate::xsk::pin_current_thread(cpu)?;
+        if !round.is_idle() || self.kick_pending {
+            return Ok(());
         }
-        while !stop.load(Relaxed) {
-            let round = self.poll_once(queue, engine, clock(), stats)?;
-            self.idle(queue, round)?;
+        let Some(mut wait) = self.cfg.idle_wait else {
+            std::hint::spin_loop();
+            return Ok(());
+        };
+        if engine.receives_handoffs() {
+            wait = wait.min(HANDOFF_POLL);
         }
-        Ok(())
-    }
-
-    /// After an idle round (nothing received or sent, no kick pending), waits in `poll()` for
-    /// up to [`DatapathConfig::idle_wait`] (woken early by a frame), or spins once when that
-    /// is `None`. For callers that run their own loop around [`Self::poll_once`].
-    pub fn idle(&mut self, queue: &mut XskQueue, round: Round) -> Result<(), XskError> {
-        if round.is_idle() && !self.kick_pending {
-            match self.cfg.idle_wait {
-                Some(t) => {
-                    queue.wait_rx(t)?;
-                }
-                None => std::hint::spin_loop(),
-            }
+        if let Some(due) = engine.poll_timeout() {
+            wait = wait.min(due.saturating_sub(now));
+        }
+        if !wait.is_zero() {
+            queue.wait_rx(wait)?;
         }
         Ok(())
     }
@@ -398,19 +396,6 @@ impl Datapath {
         }
         Ok(())
     }
-}
-
-/// Runs the poll loop with [`DatapathConfig::default`] until `stop` is set: the entry point
-/// of a queue's worker thread. `clock` gives the engine's `now` (e.g.
-/// [`crate::monotonic_now`]); `stats` is this queue's counters, read by anyone.
-pub fn run(
-    queue: &mut XskQueue,
-    engine: &mut Worker,
-    clock: impl Fn() -> Duration,
-    stop: &AtomicBool,
-    stats: &QueueStats,
-) -> Result<(), XskError> {
-    Datapath::new(DatapathConfig::default()).run(queue, engine, clock, stop, stats)
 }
 
 #[cfg(test)]

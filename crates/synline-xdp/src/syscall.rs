@@ -137,7 +137,7 @@ pub(crate) fn wake_rx(fd: BorrowedFd<'_>) -> io::Result<()> {
     }
 }
 
-/// `poll(fd, POLLIN, timeout)`: waits until the RX ring has frames or `timeout` passes;
+/// `ppoll(fd, POLLIN, timeout)`: waits until the RX ring has frames or `timeout` passes;
 /// true if it has. Also a wakeup for a driver that needs one.
 pub(crate) fn poll_in(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
     let mut p = libc::pollfd {
@@ -145,9 +145,14 @@ pub(crate) fn poll_in(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool>
         events: libc::POLLIN,
         revents: 0,
     };
-    let ms = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
-    // SAFETY: one live local `pollfd`, and the count says one.
-    let rc = unsafe { libc::poll(&mut p, 1, ms) };
+    // ppoll, not poll: a timer due in 400 µs must not become a 0 ms busy loop.
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: one live local `pollfd` and the count says one; `ts` is a live local; a null
+    // signal mask leaves the thread's mask as it is.
+    let rc = unsafe { libc::ppoll(&mut p, 1, &ts, std::ptr::null()) };
     if rc >= 0 {
         return Ok(rc > 0);
     }

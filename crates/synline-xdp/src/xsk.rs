@@ -203,22 +203,6 @@ pub enum XskError {
         /// Why.
         source: io::Error,
     },
-    /// Pinning the worker thread.
-    #[error("sched_setaffinity(cpu {cpu}): {source}")]
-    Affinity {
-        /// The CPU asked for.
-        cpu: usize,
-        /// Why (EINVAL: no such CPU in the allowed set).
-        source: io::Error,
-    },
-    /// Giving the worker thread a real-time priority.
-    #[error("sched_setscheduler(SCHED_FIFO, {prio}): {source}")]
-    Scheduler {
-        /// The priority asked for.
-        prio: i32,
-        /// Why (EPERM without CAP_SYS_NICE, EINVAL outside 1..=99).
-        source: io::Error,
-    },
 }
 
 impl XskError {
@@ -229,9 +213,7 @@ impl XskError {
             XskError::Umem { source, .. }
             | XskError::Bind { source, .. }
             | XskError::SockOpt { source, .. }
-            | XskError::Io { source, .. }
-            | XskError::Affinity { source, .. }
-            | XskError::Scheduler { source, .. } => source.raw_os_error(),
+            | XskError::Io { source, .. } => source.raw_os_error(),
         }
     }
 }
@@ -698,29 +680,6 @@ impl XskQueue {
     pub(crate) fn wait_rx(&self, timeout: Duration) -> Result<bool, XskError> {
         syscall::poll_in(self.fd(), timeout).map_err(|e| self.io_err("poll", e))
     }
-}
-
-/// Pins the calling thread to `cpu` (a worker to the core of its queue's interrupts).
-pub fn pin_current_thread(cpu: usize) -> Result<(), XskError> {
-    syscall::pin_current_thread(cpu).map_err(|source| XskError::Affinity { cpu, source })
-}
-
-/// Runs the calling thread under SCHED_FIFO at `prio` (1..=99).
-///
-/// Why a worker may want it: when the worker shares its CPU with the driver's NAPI work (veth,
-/// or a NIC whose interrupts land on the worker's core), the fair scheduler splits the core
-/// between the two, and NAPI keeps filling the RX ring with frames the worker has no time left
-/// to answer, which are then dropped after all the work to deliver them. Under SCHED_FIFO the
-/// worker drains its rings first and sleeps in `poll()` when idle; NAPI then delivers only
-/// what the worker can take, and the excess is dropped early at the driver's ring.
-/// bench/results/latest.md has the measurement.
-pub fn set_fifo_priority(prio: i32) -> Result<(), XskError> {
-    syscall::set_fifo(prio).map_err(|source| XskError::Scheduler { prio, source })
-}
-
-/// The monotonic clock (`CLOCK_MONOTONIC`), a ready `clock` for [`crate::datapath::run`].
-pub fn monotonic_now() -> Duration {
-    syscall::monotonic()
 }
 
 #[cfg(test)]

@@ -33,8 +33,7 @@ use std::time::{Duration, Instant};
 
 use synline_core::{AddressFamily, Child, ChildState, Mib, Secrets, Socket, Stack, StackConfig};
 use synline_xdp::{
-    monotonic_now, AttachMode, BindMode, Datapath, DatapathConfig, QueueStats, XdpProgram,
-    XskConfig, XskMode, XskQueue,
+    AttachMode, BindMode, Port, PortConfig, RoundCtx, WorkerConfig, XskConfig, XskMode, XskQueue,
 };
 
 const TEST: &str = "kernel_clients_complete_handshakes_over_af_xdp";
@@ -358,28 +357,6 @@ fn server() {
         .count();
     assert_eq!(queues, 1, "rx queues of {SRV_DEV}");
 
-    // The program: both listeners, attached in the driver.
-    let mut prog = XdpProgram::load().unwrap();
-    prog.add_listener(v4).unwrap();
-    prog.add_listener(v6).unwrap();
-    let dev = ifindex(SRV_DEV);
-    assert_eq!(
-        prog.attach(dev, AttachMode::Native).unwrap(),
-        AttachMode::Native
-    );
-
-    // The engine, listening on the same addresses.
-    let stack = Stack::new(StackConfig::default(), Secrets::from_seed(0x5e1f));
-    let mut srv = Server {
-        client_ns: &client_ns,
-        sock4: listen(&stack, v4),
-        sock6: listen(&stack, v6),
-        extra: Vec::new(),
-        connections: 0,
-        report: String::new(),
-    };
-    let mut worker = stack.worker(0).unwrap();
-
     // Forcing zero-copy on veth fails (EOPNOTSUPP), naming the call, the interface and the
     // queue.
     let zc = XskQueue::new(
@@ -400,34 +377,57 @@ fn server() {
     );
     assert_eq!(zc.raw_os_error(), Some(libc::EOPNOTSUPP), "{zc}");
 
-    // The AF_XDP socket of queue 0: veth has no zero-copy, so Auto must report copy mode.
+    // The port: both listeners in the program's map, attached in the driver, and the AF_XDP
+    // socket of queue 0 (veth has no zero-copy, so Auto must report copy mode).
     let t = Instant::now();
-    let mut queue = XskQueue::new(SRV_DEV, 0, &XskConfig::default()).unwrap();
+    let mut port = Port::open(&PortConfig {
+        iface: SRV_DEV.to_owned(),
+        listeners: vec![v4, v6],
+        attach: AttachMode::Native,
+        xsk: XskConfig::default(),
+    })
+    .unwrap();
     eprintln!(
-        "{} queue {}: {} mode, {} frames (bound in {:?})",
-        queue.iface(),
-        queue.queue(),
-        queue.mode(),
-        queue.frame_count(),
+        "{SRV_DEV}: {:?} XDP, queues {:?} (opened in {:?})",
+        port.attach_mode(),
+        port.queue_modes(),
         t.elapsed()
     );
-    assert_eq!(queue.mode(), XskMode::Copy);
-    prog.set_socket(0, queue.fd()).unwrap();
+    assert_eq!(port.attach_mode(), AttachMode::Native);
+    assert_eq!(port.queue_modes(), [XskMode::Copy]);
+    assert_eq!(port.ifindex(), ifindex(SRV_DEV));
 
-    let stop = AtomicBool::new(false);
-    let stats = QueueStats::default();
+    // The engine, listening on the same addresses.
+    let stack = Stack::new(StackConfig::default(), Secrets::from_seed(0x5e1f));
+    let mut srv = Server {
+        client_ns: &client_ns,
+        sock4: listen(&stack, v4),
+        sock6: listen(&stack, v6),
+        extra: Vec::new(),
+        connections: 0,
+        report: String::new(),
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = port.queue_shared()[0].clone();
+    let stats = &stats.worker;
     let kernel_stop = Arc::new(AtomicBool::new(false));
     let kernel_srv = kernel_server(kernel_stop.clone());
     let mut lossy = (0, 0);
+    let workers = port
+        .spawn(
+            &stack,
+            &WorkerConfig {
+                name: "e2e".to_owned(),
+                cpus: vec![0],
+                ..WorkerConfig::default()
+            },
+            stop.clone(),
+            |_| |_: &mut RoundCtx<'_>| {},
+        )
+        .unwrap();
 
     thread::scope(|s| {
-        let dp = s.spawn(|| {
-            let mut dp = Datapath::new(DatapathConfig {
-                cpu: Some(0),
-                ..DatapathConfig::default()
-            });
-            dp.run(&mut queue, &mut worker, monotonic_now, &stop, &stats)
-        });
         // Whatever happens below, the worker stops.
         struct StopOnDrop<'a>(&'a AtomicBool);
         impl Drop for StopOnDrop<'_> {
@@ -516,17 +516,16 @@ fn server() {
 
         // Let the clients' FINs reach the engine (answered with RSTs), then stop the worker.
         thread::sleep(Duration::from_millis(200));
-        stop.store(true, Ordering::Relaxed);
-        dp.join().unwrap().unwrap();
     });
+    workers.join().unwrap();
     kernel_stop.store(true, Ordering::Relaxed);
     let served = kernel_srv.join().unwrap();
     eprint!("{}", srv.report);
 
     let q = stats.snapshot();
     let engine = stack.stats();
-    let xdp = prog.counters().unwrap();
-    let kstats = queue.kernel_stats().unwrap();
+    let xdp = port.xdp_counters().unwrap();
+    let kstats = port.queue_shared()[0].kernel();
     eprintln!("queue: {q:?}");
     eprintln!("kernel, AF_XDP socket: {kstats:?}");
     eprintln!("XDP program: {xdp:?}");
@@ -579,7 +578,6 @@ fn server() {
 
     // The queue is free again once its socket is gone (retrying the EBUSY of the first
     // milliseconds); this time with busy polling, whose socket options veth accepts.
-    drop(queue);
     let t = Instant::now();
     let busy = XskConfig {
         busy_poll: Some(synline_xdp::BusyPoll::default()),
@@ -588,5 +586,10 @@ fn server() {
     let again = XskQueue::new(SRV_DEV, 0, &busy).unwrap();
     eprintln!("re-bound queue 0 with busy polling in {:?}", t.elapsed());
     drop(again);
-    prog.detach_all().unwrap();
+    port.close().unwrap();
+    let link = must(&["ip", "-d", "link", "show", "dev", SRV_DEV]);
+    assert!(
+        !link.contains("prog/xdp"),
+        "XDP left on after close: {link}"
+    );
 }

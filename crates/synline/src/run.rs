@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use synline_core::{AddressFamily, DropReason, Mib, Secrets, Socket, Stack, StackConfig};
 use synline_xdp::{
-    AttachMode, BindMode, Datapath, DatapathConfig, QueueStats, XdpProgram, XskConfig,
-    XskKernelStats, XskQueue,
+    AttachMode, BindMode, Port, PortConfig, PortError, QueueShared, RoundCtx, WorkerConfig,
+    XskConfig,
 };
 
 /// Options of `synline run` beyond the listeners.
@@ -47,25 +47,6 @@ pub struct RunOptions {
     pub stats_socket: Option<PathBuf>,
     /// Stop after this long (tests and demos); forever when `None`.
     pub duration: Option<Duration>,
-}
-
-fn ifindex(iface: &str) -> Result<u32> {
-    let path = format!("/sys/class/net/{iface}/ifindex");
-    let s = std::fs::read_to_string(&path).map_err(|_| {
-        anyhow::anyhow!("no such interface {iface:?} (if_nametoindex: {path} missing)")
-    })?;
-    s.trim().parse().with_context(|| format!("{path}: {s:?}"))
-}
-
-/// RX queues of the interface (each needs an AF_XDP socket, or its replies land nowhere).
-fn rx_queues(iface: &str) -> Result<u32> {
-    let dir = format!("/sys/class/net/{iface}/queues");
-    let n = std::fs::read_dir(&dir)
-        .with_context(|| format!("read {dir}"))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
-        .count() as u32;
-    Ok(n.max(1))
 }
 
 /// The addresses on the interface, from `ip -j addr show dev IF`.
@@ -164,49 +145,12 @@ impl Rates {
     }
 }
 
-/// Per-queue counters: the worker's own, and the kernel's for its AF_XDP socket
-/// (`getsockopt(XDP_STATISTICS)`): frames the kernel dropped before the socket saw them, for
-/// a full RX ring or an empty fill ring, which no user-space counter can see.
-#[derive(Default)]
-struct QueueCounters {
-    worker: QueueStats,
-    kernel: Mutex<XskKernelStats>,
-}
-
-impl QueueCounters {
-    fn read_kernel(&self, xsk: &XskQueue) {
-        if let (Ok(k), Ok(mut slot)) = (xsk.kernel_stats(), self.kernel.lock()) {
-            *slot = k;
-        }
-    }
-}
-
-fn queue_counters(queues: &[Arc<QueueCounters>]) -> Vec<(String, u64)> {
-    let mut out = Vec::new();
-    for (i, q) in queues.iter().enumerate() {
-        for (n, v) in q.worker.snapshot().named() {
-            out.push((format!("{n}Q{i}"), v));
-        }
-        let k = q.kernel.lock().map(|k| *k).unwrap_or_default();
-        for (n, v) in [
-            ("SynlineXskKernRxDropped", k.rx_dropped),
-            ("SynlineXskKernRxRingFull", k.rx_ring_full),
-            ("SynlineXskKernFillRingEmpty", k.rx_fill_ring_empty),
-            ("SynlineXskKernRxInvalidDescs", k.rx_invalid_descs),
-            ("SynlineXskKernTxInvalidDescs", k.tx_invalid_descs),
-        ] {
-            out.push((format!("{n}Q{i}"), v));
-        }
-    }
-    out
-}
-
 /// Serves the counters in nstat format on a unix socket: one snapshot per connection.
 fn serve_stats(
     path: &Path,
     stack: Stack,
     xdp: Arc<Mutex<Vec<(String, u64)>>>,
-    queues: Vec<Arc<QueueCounters>>,
+    queues: Vec<Arc<QueueShared>>,
     stop: Arc<AtomicBool>,
 ) -> Result<()> {
     if let Some(dir) = path.parent() {
@@ -223,7 +167,9 @@ fn serve_stats(
             match l.accept() {
                 Ok((mut c, _)) => {
                     let mut extra = xdp.lock().map(|v| v.clone()).unwrap_or_default();
-                    extra.extend(queue_counters(&queues));
+                    for (q, s) in queues.iter().enumerate() {
+                        extra.extend(s.named(q as u32));
+                    }
                     let _ = c.write_all(stats::nstat(&stack.stats(), &extra).as_bytes());
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
@@ -238,7 +184,9 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
     if !is_root() {
         bail!("not root: `synline run` loads an XDP program and binds AF_XDP sockets (CAP_NET_ADMIN, CAP_BPF); run it as root");
     }
-    let ifindex = ifindex(&opts.iface)?;
+    // Resolved here only to name the interface in the address check; the port resolves it
+    // once more for itself.
+    synline_xdp::iface::ifindex(&opts.iface)?;
     let addrs = iface_addrs(&opts.iface)?;
     for l in &config.listeners {
         if !l.addr.ip().is_unspecified() && !addrs.contains(&l.addr.ip()) {
@@ -251,7 +199,45 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
             );
         }
     }
-    let queues = rx_queues(&opts.iface)?;
+
+    // The port: the XDP program with the listeners in its map, attached, and one AF_XDP
+    // socket per queue; detached again on every way out (its Drop).
+    let d = XskConfig::default();
+    let xsk = XskConfig {
+        bind_mode: opts.bind_mode,
+        ring_size: opts.ring_size.unwrap_or(d.ring_size),
+        frame_count: opts
+            .frames
+            .unwrap_or_else(|| d.frame_count.max(2 * opts.ring_size.unwrap_or(0))),
+        busy_poll: opts.busy_poll.then(Default::default),
+        ..d
+    };
+    let mut port = Port::open(&PortConfig {
+        iface: opts.iface.clone(),
+        listeners: config.listeners.iter().map(|l| l.addr).collect(),
+        attach: opts.xdp_mode,
+        xsk,
+    })
+    .map_err(|e| {
+        let hint = match &e {
+            PortError::Attach { .. } => format!(
+                " (already attached? check `ip link show {0}` and remove it with `ip link set dev {0} xdp off`; no XDP support? try --xdp-mode generic)",
+                opts.iface
+            ),
+            _ => String::new(),
+        };
+        anyhow::anyhow!("{e}{hint}")
+    })?;
+    let queues = port.queue_count();
+    eprintln!(
+        "synline: XDP attached to {} (ifindex {}) in {:?} mode, {queues} queue(s)",
+        opts.iface,
+        port.ifindex(),
+        port.attach_mode()
+    );
+    for (q, m) in port.queue_modes().iter().enumerate() {
+        eprintln!("synline: queue {q}: AF_XDP bound in {m:?} mode");
+    }
 
     // The engine: one worker per queue, the listeners bound through the socket API.
     let stack = Stack::new(
@@ -281,115 +267,49 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
     }
     let socks = Arc::new(socks);
 
-    // The XDP program: listeners in its map, attached; detached again on every way out.
-    let mut prog = XdpProgram::load().context("load the XDP program (bpf_object__load)")?;
-    for l in &config.listeners {
-        prog.add_listener(l.addr)
-            .with_context(|| format!("add listener {} to the XDP map", l.addr))?;
-    }
-    let mode = prog.attach(ifindex, opts.xdp_mode).with_context(|| {
-        format!("attach XDP to {} (already attached? check `ip link show {}`; no XDP support? try --xdp-mode generic)", opts.iface, opts.iface)
-    })?;
-    eprintln!(
-        "synline: XDP attached to {} (ifindex {ifindex}) in {mode:?} mode, {queues} queue(s)",
-        opts.iface
-    );
-
-    // One AF_XDP socket per queue, each in the XSKMAP.
-    let xcfg = XskConfig {
-        bind_mode: opts.bind_mode,
-        ring_size: opts.ring_size.unwrap_or(XskConfig::default().ring_size),
-        frame_count: opts.frames.unwrap_or_else(|| {
-            XskConfig::default()
-                .frame_count
-                .max(2 * opts.ring_size.unwrap_or(0))
-        }),
-        busy_poll: if opts.busy_poll {
-            Some(Default::default())
-        } else {
-            None
-        },
-        ..XskConfig::default()
-    };
-    let mut xsks = Vec::new();
-    for q in 0..queues {
-        let x = XskQueue::new(&opts.iface, q, &xcfg)?;
-        prog.set_socket(q, x.fd())
-            .with_context(|| format!("put queue {q}'s socket in the XSKMAP"))?;
-        eprintln!("synline: queue {q}: AF_XDP bound in {:?} mode", x.mode());
-        xsks.push(x);
-    }
-
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("sigaction(SIGINT/SIGTERM)")?;
     }
-    let qstats: Vec<Arc<QueueCounters>> = (0..queues)
-        .map(|_| Arc::new(QueueCounters::default()))
-        .collect();
     let xdp_counters = Arc::new(Mutex::new(Vec::new()));
     if let Some(p) = &opts.stats_socket {
         serve_stats(
             p,
             stack.clone(),
             xdp_counters.clone(),
-            qstats.clone(),
+            port.queue_shared().to_vec(),
             stop.clone(),
         )?;
     }
 
+    // Each worker drains the accept lists after its rounds: log, then reset each child
+    // from its own queue.
     let out = Arc::new(Mutex::new(std::io::stdout()));
-    let mut threads = Vec::new();
-    for (q, mut xsk) in xsks.into_iter().enumerate() {
-        let mut worker = stack.worker(q).context("worker")?;
-        let (stop, socks, stats, out) =
-            (stop.clone(), socks.clone(), qstats[q].clone(), out.clone());
-        let cpu = (!opts.cpus.is_empty()).then(|| opts.cpus[q % opts.cpus.len()]);
-        let sched_fifo = opts.sched_fifo;
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("synline-q{q}"))
-                .spawn(move || -> Result<()> {
-                    let mut dp = Datapath::new(DatapathConfig {
-                        cpu,
-                        ..DatapathConfig::default()
-                    });
-                    if let Some(c) = cpu {
-                        synline_xdp::pin_current_thread(c)?;
-                    }
-                    if let Some(p) = sched_fifo {
-                        synline_xdp::set_fifo_priority(p)?;
-                    }
-                    let mut rounds = 0u32;
-                    while !stop.load(Ordering::Relaxed) {
-                        let round = dp.poll_once(
-                            &mut xsk,
-                            &mut worker,
-                            synline_xdp::monotonic_now(),
-                            &stats.worker,
-                        )?;
-                        rounds = rounds.wrapping_add(1);
-                        if rounds % 1024 == 0 {
-                            stats.read_kernel(&xsk);
+    let workers = port.spawn(
+        &stack,
+        &WorkerConfig {
+            name: "synline".to_owned(),
+            cpus: opts.cpus.clone(),
+            sched_fifo: opts.sched_fifo,
+            ..WorkerConfig::default()
+        },
+        stop.clone(),
+        |_| {
+            let (socks, out) = (socks.clone(), out.clone());
+            move |ctx: &mut RoundCtx<'_>| {
+                for s in socks.iter() {
+                    for _ in 0..64 {
+                        let Ok(c) = s.accept() else { break };
+                        let line = child_log::json_line(&c);
+                        if let Ok(mut o) = out.lock() {
+                            let _ = writeln!(o, "{line}");
                         }
-                        // Drain the accept lists: log, then reset each child from this queue.
-                        for s in socks.iter() {
-                            for _ in 0..64 {
-                                let Ok(c) = s.accept() else { break };
-                                let line = child_log::json_line(&c);
-                                if let Ok(mut o) = out.lock() {
-                                    let _ = writeln!(o, "{line}");
-                                }
-                                dp.originate(&mut xsk, |b| worker.write_child_rst(&c, b).ok());
-                            }
-                        }
-                        dp.idle(&mut xsk, round)?;
+                        ctx.originate(|engine, b| engine.write_child_rst(&c, b).ok());
                     }
-                    stats.read_kernel(&xsk);
-                    Ok(())
-                })?,
-        );
-    }
+                }
+            }
+        },
+    )?;
 
     let started = Instant::now();
     let mut rotated = Instant::now();
@@ -401,7 +321,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         if rates.at.elapsed() >= Duration::from_secs(1) {
-            if let Ok(c) = prog.counters() {
+            if let Ok(c) = port.xdp_counters() {
                 if let Ok(mut x) = xdp_counters.lock() {
                     *x = c.named().iter().map(|(n, v)| (n.to_string(), *v)).collect();
                 }
@@ -419,34 +339,24 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
                 rotated = Instant::now();
             }
         }
-        if opts.duration.is_some_and(|d| started.elapsed() >= d)
-            || threads.iter().any(|t| t.is_finished())
-        {
+        if opts.duration.is_some_and(|d| started.elapsed() >= d) || workers.any_finished() {
             stop.store(true, Ordering::Relaxed);
         }
     }
     if tty {
         eprintln!();
     }
-    let mut failed = None;
-    for t in threads {
-        match t.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failed = Some(e),
-            Err(_) => failed = Some(anyhow::anyhow!("a worker thread panicked")),
-        }
-    }
-    let xdp_final: Vec<(String, u64)> = prog
-        .counters()
+    let failed = workers.join().err();
+    let mut extra: Vec<(String, u64)> = port
+        .xdp_counters()
         .map(|c| c.named().iter().map(|(n, v)| (n.to_string(), *v)).collect())
         .unwrap_or_default();
-    prog.detach_all().context("detach the XDP program")?;
-    let mut extra = xdp_final;
-    extra.extend(queue_counters(&qstats));
+    extra.extend(port.queue_counters());
+    port.close()?;
     eprintln!("synline: XDP detached from {}; totals:", opts.iface);
     eprint!("{}", stats::nstat(&stack.stats(), &extra));
     match failed {
-        Some(e) => Err(e.context("worker")),
+        Some(e) => Err(anyhow::Error::new(e).context("worker")),
         None => Ok(()),
     }
 }
