@@ -1,4 +1,4 @@
-//! Compiles `bpf/loadgen.bpf.c` (the XDP side of `synline-loadgen`) and generates its libbpf
+//! Compiles `src/bin/loadgen/loadgen.bpf.c` (the XDP side of `synline-loadgen`, beside its tool) and generates its libbpf
 //! skeleton into `OUT_DIR`, where `src/bin/loadgen/bpf.rs` includes it. Needs clang (with the
 //! BPF target), libelf and zlib, like `crates/synline-xdp`.
 
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use libbpf_cargo::SkeletonBuilder;
 
 /// The program and the headers it includes, relative to this crate.
-const BPF_DIR: &str = "../bpf";
+const BPF_DIR: &str = "src/bin/loadgen";
 const SOURCES: &[&str] = &["loadgen.bpf.c", "loadgen.h", "loadgen_csum.h"];
 
 fn main() {

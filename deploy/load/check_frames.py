@@ -6,7 +6,7 @@ Without TRex, a NIC or DPDK. Three levels, each a superset of the one before:
   python3 deploy/load/check_frames.py
       Needs scapy (pip install scapy). The reference is the loadgen's own source: a port of
       tcp_frame / syn_template with every constant read out of bench/src/bin/loadgen/frame.rs
-      (and bpf/loadgen.h), first shown to rebuild frame.rs's own fixture frame byte for byte
+      (and bench/src/bin/loadgen/loadgen.h), first shown to rebuild frame.rs's own fixture frame byte for byte
       (a SYN captured from Linux that frame.rs's unit test rebuilds too). Checked: the profile's
       base packet (built by synline_frames.syn_packet, as the profile builds it) equals the
       loadgen's template, every byte, for each option set and both families; the field

@@ -1,6 +1,6 @@
 //! `synline-loadgen`: a SYN flood and handshake load generator built on XDP.
 //!
-//! One XDP program, `lg_xdp` (`bpf/loadgen.bpf.c`), attached natively to `--iface`, does both
+//! One XDP program, `lg_xdp` (`loadgen/loadgen.bpf.c`), attached natively to `--iface`, does both
 //! sides. Run with BPF_PROG_RUN in live-frames mode (the technique of xdp-trafficgen) on a
 //! template frame prepared once here, it writes per frame a random source address within
 //! `--src-net`, a random port, an ISN derived from both and a secret key, and the checksums,

@@ -348,7 +348,11 @@ impl Worker {
             };
             tsval = syncookie::cookie_init_timestamp(now, &carried).wrapping_add(ts_off);
         }
-        let label = if v6 { flow_label(&t.secrets, key, 0) } else { 0 };
+        let label = if v6 {
+            flow_label(&t.secrets, key, 0)
+        } else {
+            0
+        };
         self.synack_verdict(make_synack(buf, &r, cfg, tsval, label, Some(p)))
     }
 }

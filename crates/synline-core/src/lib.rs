@@ -6,41 +6,47 @@
 //! with [`Worker::poll_timers`], and passes in the secrets. Nothing here reads a clock, draws
 //! a random number or performs I/O, so every test is deterministic.
 //!
-//! The map, for a reader who knows the kernel (the spec's rule ids in brackets):
+//! The public surface is what the crate root re-exports (the socket API, the worker, the
+//! child, the settings, the counters), plus [`syncookie`] and [`secure_seq`], whose keyed
+//! functions a validator outside the engine (a test, a BPF twin) must compute bit for bit.
+//! Everything else is private to the engine.
 //!
-//! | here | kernel | rules |
+//! The map, for a reader who knows the kernel (the spec's rule ids in the last column):
+//!
+//! | file | kernel | rules |
 //! |---|---|---|
-//! | [`socket`] | `__sock_create`, `inet_create`, `inet_bind`, `inet_listen`, `inet_csk_accept` | A |
-//! | [`stack`] | the network namespace | |
-//! | [`listener`] | listening `inet_connection_sock` + `request_sock_queue` | D-3, L-1 |
-//! | [`worker`] | `tcp_v4_rcv`, `tcp_v4_do_rcv`, LISTEN in `tcp_rcv_state_process` | D, L, P-1 |
-//! | [`conn_request`] | `tcp_conn_request`, `tcp_openreq_init`, `tcp_make_synack` | S, Q, X, V |
-//! | [`check_req`] | `tcp_check_req`, `tcp_v4_syn_recv_sock` | R, C, P-2 |
-//! | [`request_table`] | ehash for request socks, `reqsk_queue_hash_add` | Q-6 |
-//! | [`timer`] | `reqsk_timer_handler`, `syn_ack_recalc` | T |
-//! | [`syncookie`] | `syncookies.c` | K |
-//! | [`accept_queue`] | `inet_csk_reqsk_queue_add`, the accept queue | C-7, A-1 |
+//! | `socket.rs` | `__sock_create`, `inet_create`, `inet_bind`, `inet_listen`, `inet_csk_accept` | A |
+//! | `stack.rs` | the network namespace | |
+//! | `listener.rs` | listening `inet_connection_sock` + `request_sock_queue` | D-3, L-1 |
+//! | `settings.rs` | the sysctls and socket options of section 1, with their limits | |
+//! | `worker.rs` | `tcp_v4_rcv`, `tcp_v4_do_rcv`, LISTEN in `tcp_rcv_state_process` | D, L, P-1 |
+//! | `conn_request.rs` | `tcp_conn_request`, `tcp_openreq_init`, `tcp_make_synack` (the one SYN-ACK builder) | S, Q, X, V |
+//! | `check_req.rs` | `tcp_check_req`, `tcp_v4_syn_recv_sock` | R, C, P-2 |
+//! | `request_table.rs` | ehash for request socks, `reqsk_queue_hash_add`, the timer wheel | Q-6 |
+//! | `timer.rs` | `reqsk_timer_handler`, `syn_ack_recalc`, `reqsk_timeout`, [`Worker::poll_timeout`] | T |
+//! | [`syncookie`] | `syncookies.c`, with the cookie secrets and their rotation | K |
+//! | `accept_queue.rs` | `inet_csk_reqsk_queue_add`, the accept queue | C-7, A-1 |
 //! | [`secure_seq`] | `secure_seq.c` | Q-3, Q-4 |
-//! | [`drop_reason`], [`stats`] | `dropreason-core.h`, SNMP MIBs | section 14 |
+//! | `drop_reason.rs`, `stats.rs` | `dropreason-core.h`, SNMP MIBs | section 14 |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod accept_queue;
-pub mod check_req;
-pub mod conn_request;
-pub mod drop_reason;
-pub mod flow;
-pub mod listener;
-pub mod request_table;
+mod accept_queue;
+mod check_req;
+mod conn_request;
+mod drop_reason;
+mod flow;
+mod listener;
+mod request_table;
 pub mod secure_seq;
-pub mod settings;
-pub mod siphash;
-pub mod socket;
-pub mod stack;
-pub mod stats;
+mod settings;
+mod siphash;
+mod socket;
+mod stack;
+mod stats;
 pub mod syncookie;
-pub mod timer;
-pub mod worker;
+mod timer;
+mod worker;
 
 pub use accept_queue::{Child, ChildState, ChildTimestamps};
 pub use drop_reason::DropReason;

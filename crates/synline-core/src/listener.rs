@@ -14,6 +14,7 @@
 use crate::accept_queue::AcceptQueue;
 use crate::secure_seq::Secrets;
 use crate::settings::{ListenerConfig, ListenerSettings};
+use crate::syncookie::CookieKeys;
 use core::net::{IpAddr, SocketAddr};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use core::time::Duration;
@@ -170,36 +171,6 @@ impl Listener {
     /// True once a S-2 warning was raised (the daemon logs it, the core cannot).
     pub fn synflood_warned(&self) -> bool {
         self.synflood_warned.load(Relaxed)
-    }
-}
-
-/// Previous cookie secret pairs kept. A pair validates cookies for two minutes after it is
-/// retired (a cookie issued just before the rotation lives that long), so with rotations at
-/// most once a minute two previous pairs cover every live cookie. Rotating faster retires
-/// the oldest pair early: its cookies fail (SyncookiesFailed) and those clients retry.
-pub(crate) const PREVIOUS_COOKIE_KEYS: usize = 2;
-
-/// Cookie secrets, with retired pairs kept for the life of their cookies.
-#[derive(Debug, Clone)]
-pub(crate) struct CookieKeys {
-    pub current: [[u8; 16]; 2],
-    /// Retired pairs, newest first, with the time each was retired.
-    pub previous: [Option<([[u8; 16]; 2], Duration)>; PREVIOUS_COOKIE_KEYS],
-}
-
-impl CookieKeys {
-    pub fn new(current: [[u8; 16]; 2]) -> Self {
-        CookieKeys {
-            current,
-            previous: [None; PREVIOUS_COOKIE_KEYS],
-        }
-    }
-
-    /// Makes `keys` current and retires the current pair at `now`.
-    pub fn rotate(&mut self, keys: [[u8; 16]; 2], now: Duration) {
-        self.previous.rotate_right(1);
-        self.previous[0] = Some((self.current, now));
-        self.current = keys;
     }
 }
 

@@ -61,40 +61,40 @@ pub mod flag {
 #[derive(Debug)]
 pub struct RequestSock {
     /// 4-tuple.
-    pub key: FlowKey,
+    pub(crate) key: FlowKey,
     /// Our MAC (the SYN's destination), kept for retransmissions: the engine has no
     /// neighbour table.
-    pub eth_local: [u8; 6],
+    pub(crate) eth_local: [u8; 6],
     /// Peer's MAC.
-    pub eth_peer: [u8; 6],
+    pub(crate) eth_peer: [u8; 6],
     /// 802.1Q TCI (valid with `flag::VLAN`).
-    pub vlan: u16,
+    pub(crate) vlan: u16,
     /// Peer MSS (`mss_clamp`).
-    pub mss: u16,
+    pub(crate) mss: u16,
     /// `flag::*`.
-    pub flags: u8,
+    pub(crate) flags: u8,
     /// Peer's window shift (valid with `flag::WSCALE_OK`).
-    pub snd_wscale: u8,
+    pub(crate) snd_wscale: u8,
     /// Our window shift (0 without WSCALE_OK).
-    pub rcv_wscale: u8,
+    pub(crate) rcv_wscale: u8,
     /// Timer firings so far (T-5).
-    pub num_timeout: u8,
+    pub(crate) num_timeout: u8,
     /// SYN-ACK retransmissions so far.
-    pub num_retrans: u8,
+    pub(crate) num_retrans: u8,
     /// Window we announce, W.
-    pub rcv_wnd: u16,
+    pub(crate) rcv_wnd: u16,
     /// ISS.
-    pub iss: SeqNumber,
+    pub(crate) iss: SeqNumber,
     /// IRS.
-    pub irs: SeqNumber,
+    pub(crate) irs: SeqNumber,
     /// TS.Recent: the SYN's TSval, 0 if none.
-    pub ts_recent: u32,
+    pub(crate) ts_recent: u32,
     /// Our timestamp offset.
-    pub ts_off: u32,
+    pub(crate) ts_off: u32,
     /// TSval of the first SYN-ACK (6.15 TSecr check).
-    pub tsval_first: u32,
+    pub(crate) tsval_first: u32,
     /// TSval of the latest SYN-ACK.
-    pub tsval_last: u32,
+    pub(crate) tsval_last: u32,
     /// When the timer fires, in ns of the caller's clock (a `u64`, not a 16-byte `Duration`:
     /// the request must stay under 128 bytes).
     expires_ns: u64,
@@ -102,7 +102,7 @@ pub struct RequestSock {
     last_oow_ack_ns: u64,
     /// The listener (the kernel's `rsk_listener`): a slot in the owning worker's listener
     /// references, counted there without a shared atomic (`worker::ListenerRefs`).
-    pub listener: u16,
+    pub(crate) listener: u16,
     next: u32,
     prev: u32,
 }
@@ -226,11 +226,6 @@ impl RequestTable {
         self.live
     }
 
-    /// No live request.
-    pub fn is_empty(&self) -> bool {
-        self.live == 0
-    }
-
     /// D-2: the request of a 4-tuple.
     #[inline]
     pub fn lookup(&self, key: &FlowKey) -> Option<ReqId> {
@@ -268,6 +263,7 @@ impl RequestTable {
         self.slab[id.0 as usize].as_mut().expect("live request id")
     }
 
+    #[cfg(test)]
     /// inserts `req` and arms its timer at `req.expires`; if its 4-tuple is already
     /// here, gives it back (two SYNs raced). `now` is the caller's clock.
     pub fn insert(&mut self, req: RequestSock, now: Duration) -> Result<ReqId, RequestSock> {
@@ -454,6 +450,7 @@ impl RequestTable {
             .filter_map(|(i, r)| r.as_ref().map(|r| (ReqId(i as u32), r)))
     }
 
+    #[cfg(test)]
     /// Bytes the table holds per request slot, hash index included (for the 128-byte bound).
     pub fn bytes_per_request() -> usize {
         // hashbrown: one u32 bucket plus one control byte, at 7/8 load at worst.

@@ -313,12 +313,36 @@ mod tests {
         let cases: [(ListenerConfig, &str); 9] = [
             (ListenerConfig { maxseg: 1, ..ok }, "TCP_MAXSEG"),
             (ListenerConfig { maxseg: 87, ..ok }, "TCP_MAXSEG"),
-            (ListenerConfig { maxseg: 32768, ..ok }, "TCP_MAXSEG"),
+            (
+                ListenerConfig {
+                    maxseg: 32768,
+                    ..ok
+                },
+                "TCP_MAXSEG",
+            ),
             (ListenerConfig { ttl: 0, ..ok }, "IP_TTL"),
-            (ListenerConfig { timestamps: 3, ..ok }, "tcp_timestamps"),
+            (
+                ListenerConfig {
+                    timestamps: 3,
+                    ..ok
+                },
+                "tcp_timestamps",
+            ),
             (ListenerConfig { ecn: 3, ..ok }, "tcp_ecn"),
-            (ListenerConfig { rmem: [10, 5, 20], ..ok }, "tcp_rmem"),
-            (ListenerConfig { rmem: [0, 5, 20], ..ok }, "tcp_rmem"),
+            (
+                ListenerConfig {
+                    rmem: [10, 5, 20],
+                    ..ok
+                },
+                "tcp_rmem",
+            ),
+            (
+                ListenerConfig {
+                    rmem: [0, 5, 20],
+                    ..ok
+                },
+                "tcp_rmem",
+            ),
             (ListenerConfig { mtu: 575, ..ok }, "mtu"),
         ];
         for (c, key) in cases {
@@ -326,8 +350,15 @@ mod tests {
         }
         for good in [
             ListenerConfig { maxseg: 88, ..ok },
-            ListenerConfig { maxseg: 32767, ..ok },
-            ListenerConfig { ttl: 255, mtu: 576, ..ok },
+            ListenerConfig {
+                maxseg: 32767,
+                ..ok
+            },
+            ListenerConfig {
+                ttl: 255,
+                mtu: 576,
+                ..ok
+            },
         ] {
             assert_eq!(good.validate(), Ok(()), "{good:?}");
         }

@@ -119,7 +119,7 @@ pub struct Socket {
 }
 
 impl Stack {
-    /// `__sock_create`: finds the family in [`NET_FAMILIES`] and calls its `create`.
+    /// `__sock_create`: finds the family in `NET_FAMILIES` and calls its `create`.
     pub fn socket(&self, family: AddressFamily) -> Result<Socket, Errno> {
         let f = NET_FAMILIES
             .iter()

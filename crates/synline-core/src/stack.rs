@@ -127,7 +127,7 @@ impl Stack {
 
     /// Replaces the SYN-cookie secrets. Retired pairs keep validating their cookies for their
     /// two-minute life, as long as rotations are at least a minute apart (see
-    /// `listener::PREVIOUS_COOKIE_KEYS`). `now` is the caller's clock.
+    /// `syncookie::PREVIOUS_COOKIE_KEYS`). `now` is the caller's clock.
     pub fn rotate_cookie_secrets(&self, keys: [[u8; 16]; 2], now: Duration) {
         self.shared.update_tables(|t| t.cookie.rotate(keys, now));
     }

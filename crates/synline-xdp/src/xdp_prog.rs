@@ -3,7 +3,7 @@
 //!
 //! The program sends to the rx queue's AF_XDP socket exactly the TCP segments addressed to a
 //! listener in its `listeners` map (the exact address first, then the wildcard of the same
-//! family, as `synline_core::listener::Tables::lookup` does), and passes everything else to the
+//! family, as the engine's listener lookup does), and passes everything else to the
 //! kernel stack. Why each frame went where it went is in [`XdpCounters`].
 
 use std::fmt;

@@ -15,7 +15,7 @@
 # So this script runs synline-loadgen, which makes the frames the way xdp-trafficgen does (XDP
 # live frames: BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES on a prepared frame, transmitted by
 # XDP_TX) and puts in each one what a SYN flood needs: a random source address within the client
-# prefix, a random port, a keyed ISN, checksums (bpf/loadgen.bpf.c). Its SYN-ACK checking and
+# prefix, a random port, a keyed ISN, checksums (bench/src/bin/loadgen/loadgen.bpf.c). Its SYN-ACK checking and
 # third ACKs (mix and handshake modes) come with it. These are the frames of
 # deploy/load/trex/synline_syn_flood.py, checked by deploy/load/check_frames.py.
 #

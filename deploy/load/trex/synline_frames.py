@@ -1,7 +1,7 @@
 """The SYN frames of synline-loadgen, for the TRex profiles beside this file.
 
 One place for what the TRex flood (synline_syn_flood.py) must share with the loadgen
-(bench/src/bin/loadgen/frame.rs for the template, bpf/loadgen.bpf.c and bpf/loadgen.h for what
+(bench/src/bin/loadgen/frame.rs for the template, bench/src/bin/loadgen/loadgen.bpf.c and bench/src/bin/loadgen/loadgen.h for what
 changes per frame), and what deploy/load/check_frames.py checks against the loadgen:
 
 - the template SYN: Ethernet, IPv4 (ID 0, DF, TTL 64, no options) or IPv6 (hop limit 64, no flow
@@ -21,7 +21,7 @@ IP4_LEN = 20
 IP6_LEN = 40
 TCP_LEN = 20
 
-# bench/src/bin/loadgen/frame.rs and bpf/loadgen.h
+# bench/src/bin/loadgen/frame.rs and bench/src/bin/loadgen/loadgen.h
 PORT_MIN = 1024  # PORT_MIN, LG_PORT_MIN: template port, lowest port drawn
 PORT_SPAN = 64512  # LG_PORT_SPAN: ports are PORT_MIN + random % PORT_SPAN
 PORT_MARK = 1  # LG_PORT_MARK: set on completing flows, cleared on the flood

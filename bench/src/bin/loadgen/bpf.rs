@@ -1,5 +1,5 @@
-//! Loading `bpf/loadgen.bpf.c`: the configuration (read-only data set before load), the
-//! attachment of `lg_xdp`, its counters, and its live-frames generator runs.
+//! Loading `loadgen.bpf.c` (beside this file): the configuration (read-only data set before
+//! load), the attachment of `lg_xdp`, its counters, and its live-frames generator runs.
 
 use std::mem::{size_of, MaybeUninit};
 use std::net::{IpAddr, SocketAddr};
@@ -29,7 +29,7 @@ const COUNTER_SLOTS: u32 = 12;
 // `struct xdp_md` as the kernel takes it for the run's context: six u32.
 const _: () = assert!(size_of::<types::xdp_md>() == 24);
 
-/// The run's parameters the programs are compiled against (`cfg_*` in `bpf/loadgen.bpf.c`).
+/// The run's parameters the programs are compiled against (`cfg_*` in `loadgen.bpf.c`).
 #[derive(Debug, Clone)]
 pub struct Config {
     /// ISN key.
@@ -48,7 +48,7 @@ pub struct Config {
     pub answer: bool,
 }
 
-/// The receive-side counters of `lg_xdp` (`enum lg_counter` in `bpf/loadgen.h`), summed over CPUs.
+/// The receive-side counters of `lg_xdp` (`enum lg_counter` in `bench/src/bin/loadgen/loadgen.h`), summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
     pub valid: u64,

@@ -1,5 +1,5 @@
 //! The frames of `synline-loadgen`: the template SYN that the generator rewrites, the ISN
-//! function (the twin of `lg_isn` in `bpf/loadgen.h`), client prefixes, and the Internet
+//! function (the twin of `lg_isn` in `loadgen.h` beside it), client prefixes, and the Internet
 //! checksum, used to build the template and by `selftest` to check what the programs wrote.
 
 use std::fmt;
@@ -16,12 +16,12 @@ pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 pub const IPPROTO_TCP: u8 = 6;
 
-/// The client ports the generator picks: `PORT_MIN + random % PORT_SPAN` (`bpf/loadgen.h`).
+/// The client ports the generator picks: `PORT_MIN + random % PORT_SPAN` (`loadgen.h` beside it).
 pub const PORT_MIN: u16 = 1024;
 /// The low bit of a client port marks a flow that completes its handshake.
 pub const PORT_MARK: u16 = 1;
 
-/// Options of the SYNs, `enum lg_opt_set` in `bpf/loadgen.h`.
+/// Options of the SYNs, `enum lg_opt_set` in `loadgen.h` beside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OptSet {
     /// No TCP options (data offset 5).
