@@ -16,49 +16,15 @@
 //! except under CI=true, where it fails.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
+use synline_testns::{must, VethPair, VethSpec};
 
 const BIN: &str = env!("CARGO_BIN_EXE_synline-loadgen");
 const PORT: u16 = 8080;
 
-fn run(cmd: &[&str]) -> Output {
-    Command::new(cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
-}
-
-fn must(cmd: &[&str]) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Whether this test can run here; if not, panics under CI=true, else says why.
 fn can_run(test: &str) -> bool {
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout == b"0\n");
-    let tool = |t: &str, arg: &str| Command::new(t).arg(arg).output().is_ok();
-    let (ip, ethtool, python) = (
-        tool("ip", "-V"),
-        tool("ethtool", "--version"),
-        tool("python3", "-V"),
-    );
-    if root && ip && ethtool && python {
-        return true;
-    }
-    let why = format!("root={root}, iproute2={ip}, ethtool={ethtool}, python3={python}");
-    assert!(!ci, "{test}: CI=true but {why}");
-    eprintln!("{test} skipped: needs root, iproute2, ethtool and python3 ({why})");
-    false
+    synline_testns::require(test, &["ethtool", "python3", "sysctl"])
 }
 
 /// Accepts and closes connections on every address given, until killed.
@@ -89,34 +55,24 @@ struct Topology {
     client: String,
     server: String,
     listener: Option<Child>,
+    _pair: VethPair,
 }
 
 impl Topology {
     fn new(tag: &str) -> Self {
-        let base = format!("lg{tag}-{}", std::process::id());
+        let pair = VethPair::new(&VethSpec {
+            tag: &format!("lg{tag}"),
+            srv_dev: "s0",
+            cli_dev: "c0",
+            queues: 1,
+        });
         let mut t = Topology {
-            client: format!("{base}-c"),
-            server: format!("{base}-s"),
+            client: pair.client.clone(),
+            server: pair.server.clone(),
             listener: None,
+            _pair: pair,
         };
-        let (c, s) = (t.client.clone(), t.server.clone());
-        must(&["ip", "netns", "add", &c]);
-        must(&["ip", "netns", "add", &s]);
-        must(&[
-            "ip", "-n", &c, "link", "add", "c0", "type", "veth", "peer", "name", "s0", "netns", &s,
-        ]);
-        for (ns, dev, v4, v6) in [
-            (&c, "c0", "198.18.0.2/24", "2001:2::2/64"),
-            (&s, "s0", "198.18.0.1/24", "2001:2::1/64"),
-        ] {
-            must(&["ip", "-n", ns, "addr", "add", v4, "dev", dev]);
-            must(&["ip", "-n", ns, "addr", "add", v6, "dev", dev, "nodad"]);
-            must(&["ip", "-n", ns, "link", "set", "dev", "lo", "up"]);
-            must(&["ip", "-n", ns, "link", "set", "dev", dev, "up"]);
-            must(&[
-                "ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "rx", "off",
-            ]);
-        }
+        let s = t.server.clone();
         // The server answers every client address through the client: a route with a gateway,
         // so that one neighbour entry serves them all (a device route would need an ARP or ND
         // resolution per random address, which nobody answers).
@@ -202,9 +158,6 @@ impl Drop for Topology {
         if let Some(mut l) = self.listener.take() {
             let _ = l.kill();
             let _ = l.wait();
-        }
-        for ns in [&self.client, &self.server] {
-            let _ = run(&["ip", "netns", "del", ns]);
         }
     }
 }

@@ -11,9 +11,8 @@
 //! where it fails.
 
 use std::net::TcpListener;
-mod common;
-use common::{must, run};
 use std::process::Command;
+use synline_testns::{ifindex_in, run, VethPair, VethSpec};
 
 use synline_xdp::{AttachMode, XdpCounters, XdpProgram};
 
@@ -21,85 +20,30 @@ const CHILD_ENV: &str = "SYNLINE_XDP_VETH_CHILD";
 /// The end under test, in namespace `{base}-a`, and its peer in `{base}-b`.
 const DEV: &str = "a";
 const PEER: &str = "b";
-const ADDR: &str = "198.18.0.1";
-const PEER_ADDR: &str = "198.18.0.2";
+const ADDR: &str = synline_testns::SRV_V4;
 /// A listener port with no AF_XDP socket behind it.
 const LISTEN_PORT: u16 = 7777;
 /// A port a kernel socket listens on.
 const KERNEL_PORT: u16 = 2222;
 
 /// Two namespaces joined by a veth pair; deleted on drop.
-struct VethNetns {
-    base: String,
-}
-
-impl VethNetns {
-    fn new() -> Self {
-        let base = format!("synx-{}", std::process::id());
-        let me = VethNetns { base };
-        let (a, b) = (me.ns("a"), me.ns("b"));
-        must(&["ip", "netns", "add", &a]);
-        must(&["ip", "netns", "add", &b]);
-        must(&[
-            "ip", "-n", &a, "link", "add", "name", DEV, "type", "veth", "peer", "name", PEER,
-            "netns", &b,
-        ]);
-        must(&[
-            "ip",
-            "-n",
-            &a,
-            "addr",
-            "add",
-            &format!("{ADDR}/24"),
-            "dev",
-            DEV,
-        ]);
-        must(&[
-            "ip",
-            "-n",
-            &b,
-            "addr",
-            "add",
-            &format!("{PEER_ADDR}/24"),
-            "dev",
-            PEER,
-        ]);
-        for (ns, dev) in [(&a, DEV), (&a, "lo"), (&b, PEER), (&b, "lo")] {
-            must(&["ip", "-n", ns, "link", "set", "dev", dev, "up"]);
-        }
-        me
-    }
-
-    fn ns(&self, side: &str) -> String {
-        format!("{}-{side}", self.base)
-    }
-}
-
-impl Drop for VethNetns {
-    fn drop(&mut self) {
-        for side in ["a", "b"] {
-            let _ = run(&["ip", "netns", "del", &self.ns(side)]);
-        }
-    }
-}
-
 #[test]
 fn attach_modes_on_veth() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return in_namespace();
     }
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    let root = run(&["id", "-u"]).stdout == b"0\n";
-    let has_ip = Command::new("ip").arg("-V").output().is_ok();
-    if !(root && has_ip) {
-        assert!(!ci, "CI=true but root={root}, iproute2={has_ip}");
-        eprintln!("skipped: needs root and iproute2 (root={root}, iproute2={has_ip})");
+    if !synline_testns::require("attach_modes_on_veth", &["ethtool", "sysctl"]) {
         return;
     }
-    let net = VethNetns::new();
+    let net = VethPair::new(&VethSpec {
+        tag: "synx",
+        srv_dev: DEV,
+        cli_dev: PEER,
+        queues: 1,
+    });
     let exe = std::env::current_exe().unwrap();
     let out = Command::new("ip")
-        .args(["netns", "exec", &net.ns("a")])
+        .args(["netns", "exec", &net.server])
         .arg(exe)
         .args([
             "--exact",
@@ -107,7 +51,7 @@ fn attach_modes_on_veth() {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(CHILD_ENV, net.ns("b"))
+        .env(CHILD_ENV, &net.client)
         .output()
         .unwrap();
     let log = format!(
@@ -115,29 +59,20 @@ fn attach_modes_on_veth() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "child in {}:\n{log}", net.ns("a"));
+    assert!(out.status.success(), "child in {}:\n{log}", net.server);
     assert!(log.contains("1 passed"), "the child ran no test:\n{log}");
-    eprintln!("child in {}:\n{log}", net.ns("a"));
+    eprintln!("child in {}:\n{log}", net.server);
 }
 
 // ---- the child, inside namespace a ----
 
 fn ifindex(dev: &str) -> u32 {
-    // "3: a@if2: <...>": the index is before the first colon.
-    let line = must(&["ip", "-o", "link", "show", "dev", dev]);
-    line.split(':').next().unwrap().trim().parse().unwrap()
+    ifindex_in(None, dev)
 }
 
-/// What `ip link` says is attached to `dev`: "xdp" (native), "xdpgeneric" or "" (nothing).
+/// What `ip link` says is attached to `dev` here: "xdp", "xdpgeneric" or "".
 fn xdp_shown(dev: &str) -> &'static str {
-    let out = must(&["ip", "-d", "link", "show", "dev", dev]);
-    if out.contains("xdpgeneric") {
-        "xdpgeneric"
-    } else if out.contains(" xdp ") || out.contains("prog/xdp") {
-        "xdp"
-    } else {
-        ""
-    }
+    synline_testns::xdp_shown(None, dev)
 }
 
 /// Opens a TCP connection from the peer namespace; true if it was accepted.

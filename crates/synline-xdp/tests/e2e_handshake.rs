@@ -23,13 +23,12 @@
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-mod common;
-use common::{must, run};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+use synline_testns::{ifindex_in, must, run, VethPair, VethSpec};
 
 use synline_core::{AddressFamily, Child, ChildState, Mib, Secrets, Socket, Stack, StackConfig};
 use synline_xdp::{
@@ -44,10 +43,8 @@ const ARG_ENV: &str = "SYNLINE_E2E_ARG";
 
 const SRV_DEV: &str = "srv";
 const CLI_DEV: &str = "cli";
-const V4_SRV: &str = "198.18.0.1";
-const V4_CLI: &str = "198.18.0.2";
-const V6_SRV: &str = "2001:2::1";
-const V6_CLI: &str = "2001:2::2";
+const V4_SRV: &str = synline_testns::SRV_V4;
+const V6_SRV: &str = synline_testns::SRV_V6;
 /// The engine's listeners.
 const PORT: u16 = 8080;
 /// A kernel TCP server's port, in the server namespace.
@@ -62,51 +59,6 @@ fn log_of(out: &Output) -> String {
     )
 }
 
-/// The server and client namespaces, joined by a veth pair; deleted on drop.
-struct Namespaces {
-    server: String,
-    client: String,
-}
-
-impl Namespaces {
-    fn new() -> Self {
-        let base = format!("synh-{}", std::process::id());
-        let me = Namespaces {
-            server: format!("{base}-srv"),
-            client: format!("{base}-cli"),
-        };
-        let (s, c) = (me.server.as_str(), me.client.as_str());
-        must(&["ip", "netns", "add", s]);
-        must(&["ip", "netns", "add", c]);
-        must(&[
-            "ip", "-n", s, "link", "add", "name", SRV_DEV, "type", "veth", "peer", "name", CLI_DEV,
-            "netns", c,
-        ]);
-        for (ns, dev, v4, v6) in [(s, SRV_DEV, V4_SRV, V6_SRV), (c, CLI_DEV, V4_CLI, V6_CLI)] {
-            let v4 = format!("{v4}/24");
-            let v6 = format!("{v6}/64");
-            must(&["ip", "-n", ns, "addr", "add", &v4, "dev", dev]);
-            must(&["ip", "-n", ns, "addr", "add", &v6, "dev", dev, "nodad"]);
-            must(&[
-                "ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "rx", "off",
-            ]);
-            must(&["ip", "-n", ns, "link", "set", "dev", dev, "up"]);
-            must(&["ip", "-n", ns, "link", "set", "dev", "lo", "up"]);
-        }
-        me
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for ns in [&self.server, &self.client] {
-            let _ = run(&["ip", "netns", "del", ns]);
-        }
-    }
-}
-
-/// Runs this test again under `ip netns exec ns`, as `role`; a watchdog (`timeout`) ends it
-/// if it hangs.
 fn rerun(ns: &str, role: &str, arg: &str, secs: u32) -> Output {
     let exe = std::env::current_exe().unwrap();
     Command::new("ip")
@@ -126,19 +78,15 @@ fn kernel_clients_complete_handshakes_over_af_xdp() {
         Ok("client") => return client(),
         _ => {}
     }
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    let root = run(&["id", "-u"]).stdout == b"0\n";
-    let has = |tool: &str, arg: &str| Command::new(tool).arg(arg).output().is_ok();
-    let (ip, ethtool) = (has("ip", "-V"), has("ethtool", "--version"));
-    if !(root && ip && ethtool) {
-        assert!(
-            !ci,
-            "CI=true but root={root}, iproute2={ip}, ethtool={ethtool}"
-        );
-        eprintln!("skipped: needs root, iproute2 and ethtool (root={root}, iproute2={ip}, ethtool={ethtool})");
+    if !synline_testns::require(TEST, &["ethtool", "sysctl"]) {
         return;
     }
-    let net = Namespaces::new();
+    let net = VethPair::new(&VethSpec {
+        tag: "synh",
+        srv_dev: SRV_DEV,
+        cli_dev: CLI_DEV,
+        queues: 1,
+    });
     let out = rerun(&net.server, "server", &net.client, 180);
     let log = log_of(&out);
     eprintln!("server in {}:\n{log}", net.server);
@@ -202,9 +150,7 @@ const ROUNDS: [Round; 4] = [
 ];
 
 fn ifindex(dev: &str) -> u32 {
-    // "3: srv@if2: <...>": the index is before the first colon.
-    let line = must(&["ip", "-o", "link", "show", "dev", dev]);
-    line.split(':').next().unwrap().trim().parse().unwrap()
+    ifindex_in(None, dev)
 }
 
 fn listen(stack: &Stack, addr: SocketAddr) -> Socket {

@@ -34,17 +34,18 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use synline_testns::{must, text, VethPair, VethSpec};
 
 const BIN: &str = env!("CARGO_BIN_EXE_synline");
 const SRV_DEV: &str = "veth-s";
 const CLI_DEV: &str = "veth-c";
-const V4_SRV: &str = "198.18.0.1";
-const V4_CLI: &str = "198.18.0.2";
-const V6_SRV: &str = "2001:2::1";
-const V6_CLI: &str = "2001:2::2";
+const V4_SRV: &str = synline_testns::SRV_V4;
+const V4_CLI: &str = synline_testns::CLI_V4;
+const V6_SRV: &str = synline_testns::SRV_V6;
+const V6_CLI: &str = synline_testns::CLI_V6;
 /// The daemon's listeners.
 const PORT: u16 = 8080;
 const LISTEN_V4: &str = "198.18.0.1:8080,backlog=128,TCP_DEFER_ACCEPT=1";
@@ -59,27 +60,6 @@ const FLOOD_RATE: &str = "40000";
 const DAEMON_BACKSTOP_SECS: &str = "60";
 
 // ---- processes ----
-
-fn run(cmd: &[&str]) -> Output {
-    Command::new(cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
-}
-
-fn must(cmd: &[&str]) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// Sends `sig` (e.g. "INT") to `pid`.
 fn signal(pid: u32, sig: &str) {
@@ -122,14 +102,9 @@ impl Drop for Bg {
 fn environment() -> &'static Result<String, String> {
     static ENV: OnceLock<Result<String, String>> = OnceLock::new();
     ENV.get_or_init(|| {
-        let root = run(&["id", "-u"]).stdout == b"0\n";
-        if !root {
-            return Err("not root (network namespaces, XDP and AF_XDP need it)".into());
-        }
-        for tool in ["ip", "ethtool", "ping", "setpriv", "kill", "timeout"] {
-            if Command::new(tool).arg("-V").output().is_err() {
-                return Err(format!("{tool} is not installed"));
-            }
+        let tools = ["ethtool", "ping", "setpriv", "kill", "timeout", "sysctl"];
+        if let Some(why) = synline_testns::missing(&tools) {
+            return Err(why);
         }
         let py = match Command::new("python3")
             .args(["-c", "import sys; print(sys.executable)"])
@@ -138,13 +113,6 @@ fn environment() -> &'static Result<String, String> {
             Ok(o) if o.status.success() => text(&o.stdout).trim().to_string(),
             _ => return Err("python3 is not installed".into()),
         };
-        // Root without CAP_SYS_ADMIN/CAP_NET_ADMIN (an unprivileged container) cannot.
-        let probe = format!("sdl-{}-probe", std::process::id());
-        let ok = run(&["ip", "netns", "add", &probe]).status.success();
-        let _ = run(&["ip", "netns", "del", &probe]);
-        if !ok {
-            return Err("`ip netns add` fails (no CAP_SYS_ADMIN?)".into());
-        }
         Ok(py)
     })
 }
@@ -155,10 +123,7 @@ macro_rules! require_env {
         match environment() {
             Ok(py) => py.as_str(),
             Err(why) => {
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "CI=true but {why}"
-                );
+                assert!(!synline_testns::ci(), "CI=true but {why}");
                 eprintln!("skipped: {why}");
                 return;
             }
@@ -168,8 +133,6 @@ macro_rules! require_env {
 
 // ---- namespaces ----
 
-static SEQ: AtomicUsize = AtomicUsize::new(0);
-
 /// A server and a client namespace joined by a veth pair, and a scratch directory; all
 /// removed on drop.
 struct Net {
@@ -177,73 +140,27 @@ struct Net {
     cli: String,
     dir: PathBuf,
     py: String,
+    _pair: VethPair,
 }
 
 impl Net {
     /// `queues`: RX and TX queues of each veth end.
     fn new(py: &str, queues: u32) -> Net {
-        let base = format!(
-            "sdl-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        let me = Net {
-            srv: format!("{base}-s"),
-            cli: format!("{base}-c"),
-            dir: std::env::temp_dir().join(&base),
+        let pair = VethPair::new(&VethSpec {
+            tag: "sdl",
+            srv_dev: SRV_DEV,
+            cli_dev: CLI_DEV,
+            queues,
+        });
+        let dir = std::env::temp_dir().join(&pair.server);
+        std::fs::create_dir_all(&dir).unwrap();
+        Net {
+            srv: pair.server.clone(),
+            cli: pair.client.clone(),
+            dir,
             py: py.to_string(),
-        };
-        std::fs::create_dir_all(&me.dir).unwrap();
-        let (s, c) = (me.srv.as_str(), me.cli.as_str());
-        must(&["ip", "netns", "add", s]);
-        must(&["ip", "netns", "add", c]);
-        let q = queues.to_string();
-        let qs = ["numtxqueues", &q, "numrxqueues", &q];
-        let mut cmd = vec!["ip", "-n", s, "link", "add", SRV_DEV];
-        cmd.extend(qs);
-        cmd.extend(["type", "veth", "peer", "name", CLI_DEV]);
-        cmd.extend(qs);
-        cmd.extend(["netns", c]);
-        must(&cmd);
-        for (ns, dev, v4, v6) in [(s, SRV_DEV, V4_SRV, V6_SRV), (c, CLI_DEV, V4_CLI, V6_CLI)] {
-            must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-            must(&[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.accept_ra=0",
-                "net.ipv6.conf.default.accept_ra=0",
-            ]);
-            must(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{v4}/24"),
-                "dev",
-                dev,
-            ]);
-            must(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{v6}/64"),
-                "dev",
-                dev,
-                "nodad",
-            ]);
-            must(&[
-                "ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "rx", "off",
-            ]);
-            must(&["ip", "-n", ns, "link", "set", dev, "up"]);
+            _pair: pair,
         }
-        me
     }
 
     /// `cmd` in namespace `ns`.
@@ -294,9 +211,6 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
-        for ns in [&self.srv, &self.cli] {
-            let _ = run(&["ip", "netns", "del", ns]);
-        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
