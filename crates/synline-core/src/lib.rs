@@ -22,6 +22,7 @@
 //! | `worker.rs` | `tcp_v4_rcv`, `tcp_v4_do_rcv`, LISTEN in `tcp_rcv_state_process` | D, L, P-1 |
 //! | `conn_request.rs` | `tcp_conn_request`, `tcp_openreq_init`, `tcp_make_synack` (the one SYN-ACK builder) | S, Q, X, V |
 //! | `check_req.rs` | `tcp_check_req`, `tcp_v4_syn_recv_sock` | R, C, P-2 |
+//! | `handoff.rs` | (none: RSS keeps a flow on one CPU; here a misrouted segment visits the other workers) | D-2 |
 //! | `request_table.rs` | ehash for request socks, `reqsk_queue_hash_add`, the timer wheel | Q-6 |
 //! | `timer.rs` | `reqsk_timer_handler`, `syn_ack_recalc`, `reqsk_timeout`, [`Worker::poll_timeout`] | T |
 //! | [`syncookie`] | `syncookies.c`, with the cookie secrets and their rotation | K |
@@ -36,6 +37,7 @@ mod check_req;
 mod conn_request;
 mod drop_reason;
 mod flow;
+mod handoff;
 mod listener;
 mod request_table;
 pub mod secure_seq;
@@ -51,6 +53,7 @@ mod worker;
 pub use accept_queue::{Child, ChildState, ChildTimestamps};
 pub use drop_reason::DropReason;
 pub use flow::FlowKey;
+pub use handoff::HANDOFF_FRAME;
 pub use listener::Listener;
 pub use secure_seq::Secrets;
 pub use settings::{InvalidSetting, ListenerConfig, SyncookieMode};

@@ -1,13 +1,13 @@
 //! The stack: what a network namespace is to the kernel. It holds the listener table, the
 //! secrets, the global request cap and every worker's counters, and it makes the workers.
 
+use crate::handoff::Handoffs;
 use crate::listener::Tables;
 use crate::secure_seq::Secrets;
 use crate::stats::{Snapshot, WorkerStats};
-use crate::worker::{Handoff, Worker};
+use crate::worker::Worker;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
-use crossbeam::queue::ArrayQueue;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Stack-wide settings, fixed when the stack is made.
@@ -48,7 +48,7 @@ pub(crate) struct Shared {
     pub generation: AtomicU64,
     pub tables: Mutex<Arc<Tables>>,
     pub stats: Vec<Arc<WorkerStats>>,
-    pub handoff: Vec<ArrayQueue<Handoff>>,
+    pub handoff: Handoffs,
     pub taken: Mutex<Vec<bool>>,
 }
 
@@ -86,9 +86,7 @@ impl Stack {
                 stats: (0..workers)
                     .map(|_| Arc::new(WorkerStats::default()))
                     .collect(),
-                handoff: (0..workers)
-                    .map(|_| ArrayQueue::new(config.handoff_capacity.max(1)))
-                    .collect(),
+                handoff: Handoffs::new(workers, config.handoff_capacity),
                 taken: Mutex::new(vec![false; workers]),
             }),
         }

@@ -22,9 +22,6 @@ use synline_wire::emit::{emit_segment, SegmentSpec};
 use synline_wire::reply::{self, IpParams, TcpParams};
 use synline_wire::{Error as WireError, ParsedFrame, TcpFlags};
 
-/// Largest frame a hand-off carries (an AF_XDP chunk of 2048 bytes).
-pub const HANDOFF_FRAME: usize = 2048;
-
 /// What to do with the frame after [`Worker::handle_frame`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -46,14 +43,6 @@ pub enum Verdict {
 pub(crate) struct Rx {
     pub key: FlowKey,
     pub hash: u64,
-}
-
-/// A frame on its way to another worker.
-#[derive(Debug)]
-pub struct Handoff {
-    len: u16,
-    hops: u8,
-    bytes: [u8; HANDOFF_FRAME],
 }
 
 /// The listeners this worker's requests belong to, each held once with a worker-local count:
@@ -199,16 +188,19 @@ impl Worker {
         self.rcv(buf, len, now, 0)
     }
 
-    /// Handles one frame another worker handed over; `None` when there is none.
-    /// Returns the verdict for the frame now in `buf`.
+    /// Handles one frame another worker handed over (see `handoff`); `None` when there is
+    /// none. The frame arrives parsed and checksummed by the worker it reached first; it is
+    /// copied into `buf`, where the verdict's reply, if any, is written.
     pub fn poll_handoff(&mut self, buf: &mut [u8], now: Duration) -> Option<Verdict> {
-        let h = self.shared.handoff[self.id].pop()?;
-        let len = usize::from(h.len);
-        let Some(dst) = buf.get_mut(..len) else {
+        let h = self.shared.handoff.pop(self.id)?;
+        let (len, parsed, hops) = (h.frame().len(), h.parsed, h.hops);
+        let copied = buf.get_mut(..len).map(|dst| dst.copy_from_slice(h.frame()));
+        self.shared.handoff.recycle(h);
+        if copied.is_none() {
             return Some(self.dropped(DropReason::BufferTooSmall));
-        };
-        dst.copy_from_slice(&h.bytes[..len]);
-        Some(self.rcv(buf, len, now, h.hops))
+        }
+        self.refresh();
+        Some(self.rcv_parsed(buf, len, &parsed, now, hops))
     }
 
     fn rcv(&mut self, buf: &mut [u8], len: usize, now: Duration, hops: u8) -> Verdict {
@@ -223,6 +215,18 @@ impl Worker {
         if hops == 0 {
             self.stats.inc(Mib::InSegs);
         }
+        self.rcv_parsed(buf, len, &p, now, hops)
+    }
+
+    /// D-1, D-2 on a parsed frame (received here, or handed over already parsed).
+    fn rcv_parsed(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        p: &ParsedFrame,
+        now: Duration,
+        hops: u8,
+    ) -> Verdict {
         // D-1: only frames to a unicast MAC (the kernel's PACKET_HOST).
         if p.seg.eth_dst[0] & 1 != 0 {
             return self.dropped(DropReason::NotHostL2);
@@ -234,7 +238,7 @@ impl Worker {
         // workers: its flow is here.
         let mut hops = hops;
         if let Some(id) = self.reqs.lookup_hashed(&key, hash) {
-            match self.check_req(buf, &p, id, now) {
+            match self.check_req(buf, p, id, now) {
                 Some(v) => return v,
                 None => hops = u8::MAX,
             }
@@ -242,7 +246,7 @@ impl Worker {
         let Some(tables) = self.tables.take() else {
             return Verdict::Pass;
         };
-        let v = self.no_request(&tables, buf, len, &p, &Rx { key, hash }, now, hops);
+        let v = self.no_request(&tables, buf, len, p, &Rx { key, hash }, now, hops);
         self.tables = Some(tables);
         v
     }
@@ -268,23 +272,16 @@ impl Worker {
         let new_syn = f.syn() && !f.ack() && !f.rst();
         let workers = self.shared.config.workers;
         if !new_syn && usize::from(hops).saturating_add(1) < workers && l.qlen() > 0 {
-            return self.hand_off(buf, len, hops);
+            return self.hand_off(buf, len, p, hops);
         }
         self.listener_rcv(t, l, buf, p, rx, now)
     }
 
-    fn hand_off(&mut self, buf: &[u8], len: usize, hops: u8) -> Verdict {
-        if len > HANDOFF_FRAME {
-            return self.dropped(DropReason::HandoffFull);
-        }
-        let mut h = Handoff {
-            len: len as u16,
-            hops: hops + 1,
-            bytes: [0; HANDOFF_FRAME],
-        };
-        h.bytes[..len].copy_from_slice(&buf[..len]);
+    /// Sends the segment, with its parse, to the next worker (see `handoff`).
+    fn hand_off(&mut self, buf: &[u8], len: usize, p: &ParsedFrame, hops: u8) -> Verdict {
         let to = (self.id + 1) % self.shared.config.workers;
-        if self.shared.handoff[to].push(h).is_err() {
+        let frame = &buf[..len.min(buf.len())];
+        if self.shared.handoff.push(to, frame, *p, hops + 1).is_err() {
             return self.dropped(DropReason::HandoffFull);
         }
         self.stats.handoff();
