@@ -75,6 +75,7 @@ impl SynOptions {
 /// Q-1 `tcp_openreq_init`: a request from the SYN and the options S-7 left it, before the
 /// ISS and the timestamp clock are chosen (which differ between a stored request and a
 /// cookie).
+#[inline(always)]
 fn openreq_init(
     key: FlowKey,
     slot: u16,
@@ -112,6 +113,7 @@ fn openreq_init(
 }
 
 /// X-1..X-4: the SYN-ACK decisions of a request (fresh, cookie or retransmitted).
+#[inline(always)]
 fn req_synack(r: &RequestSock, cfg: &ListenerConfig, tsval: u32) -> SynAck {
     SynAck {
         iss: r.iss,
@@ -135,6 +137,7 @@ fn req_synack(r: &RequestSock, cfg: &ListenerConfig, tsval: u32) -> SynAck {
 /// frees it); `tsval` and `flow_label` are the caller's for this transmission. Written over
 /// the received SYN when there is one (in place: its buffer becomes the reply), or from
 /// nothing when a timer fires (MACs, tag and addresses kept in the request).
+#[inline(always)]
 pub(crate) fn make_synack(
     buf: &mut [u8],
     r: &RequestSock,
