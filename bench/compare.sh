@@ -472,9 +472,9 @@ cfg_synline() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNE
     rm -f "$SOCK"
     # SYNLINE_ARGS: extra `synline run` flags, e.g. SYNLINE_ARGS="--ring-size 8192".
     # shellcheck disable=SC2086
-    record ip netns exec SRV target/release/synline run --iface veth-s --listen "$DST:$PORT,tcp_syncookies=2" --cpus "$4" $extra ${SYNLINE_ARGS:-} --stats-socket "\$TMP/synline.sock" ">/dev/null"
+    record ip netns exec SRV target/release/synline run --accept log --iface veth-s --listen "$DST:$PORT,tcp_syncookies=2" --cpus "$4" $extra ${SYNLINE_ARGS:-} --stats-socket "\$TMP/synline.sock" ">/dev/null"
     # shellcheck disable=SC2086
-    ip netns exec "$SRV" "$BIN/synline" run --iface "$SDEV" --listen "$DST:$PORT,tcp_syncookies=2" \
+    ip netns exec "$SRV" "$BIN/synline" run --accept log --iface "$SDEV" --listen "$DST:$PORT,tcp_syncookies=2" \
         --cpus "$4" $extra ${SYNLINE_ARGS:-} --stats-socket "$SOCK" >/dev/null 2>"$TMP/synline.err" &
     TARGET_PIDS+=("$!")
     wait_for "$TMP/synline.err" "AF_XDP bound"

@@ -35,4 +35,18 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/*
+ * Connections the engine accepted and handed to the kernel (the daemon writes them, the TC
+ * program reads them and removes them once the kernel has the socket; the daemon sweeps what
+ * is left after two minutes). A plain hash, not LRU: a full map is a counted failure of the
+ * daemon's write, never a silent eviction of a handoff in flight.
+ */
+#define SYNLINE_MAX_HANDED 65536
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SYNLINE_MAX_HANDED);
+	__type(key, struct flow_key);
+	__type(value, struct handed_val);
+} handed SEC(".maps");
+
 #endif /* SYNLINE_MAPS_H */

@@ -25,6 +25,28 @@ struct vlan_hdr {
 
 #define IPV4_FRAG_MASK 0x3fff /* MF | fragment offset */
 
+/*
+ * What the programs need of a TCP segment: the listener key (its destination), the socket
+ * tuple (for bpf_skc_lookup_tcp, as the kernel's lookup sees it: saddr/sport are the peer's),
+ * and the TCP flags byte (CWR ECE URG ACK PSH RST SYN FIN, bit 7 to bit 0).
+ */
+struct seg_info {
+	struct listener_key key;
+	struct bpf_sock_tuple tuple;
+	__u8 flags;
+};
+
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
+
+/* The flags byte of a TCP header (byte 13), already bounds-checked by check_tcp. */
+static __always_inline __u8 tcp_flags(struct tcphdr *tcp)
+{
+	return ((__u8 *)tcp)[13];
+}
+
 /* Outcome of parsing, before the listener lookup. */
 enum parse_result {
 	PARSE_TCP = 0, /* *key filled in for a TCP segment */
@@ -69,9 +91,10 @@ static __always_inline int check_tcp(struct tcphdr *tcp, void *data_end)
 	return PARSE_TCP;
 }
 
-/* IPv4 with options (IHL 5..15); fills key with the destination of a TCP segment. */
-static __always_inline int parse_ipv4(void *data, void *data_end, int off, struct listener_key *key)
+/* IPv4 with options (IHL 5..15); fills *si for a TCP segment. */
+static __always_inline int parse_ipv4(void *data, void *data_end, int off, struct seg_info *si)
 {
+	struct listener_key *key = &si->key;
 	struct iphdr *ip = data + off;
 	struct tcphdr *tcp;
 	__u32 ihl;
@@ -94,6 +117,11 @@ static __always_inline int parse_ipv4(void *data, void *data_end, int off, struc
 	key->family = SYNLINE_FAMILY_V4;
 	key->port = tcp->dest;
 	__builtin_memcpy(key->addr, &ip->daddr, sizeof(ip->daddr));
+	si->tuple.ipv4.saddr = ip->saddr;
+	si->tuple.ipv4.daddr = ip->daddr;
+	si->tuple.ipv4.sport = tcp->source;
+	si->tuple.ipv4.dport = tcp->dest;
+	si->flags = tcp_flags(tcp);
 	return PARSE_TCP;
 }
 
@@ -102,8 +130,9 @@ static __always_inline int parse_ipv4(void *data, void *data_end, int off, struc
  * names an extension header is reported as such (its TCP port, if any, is beyond what we
  * parse).
  */
-static __always_inline int parse_ipv6(void *data, void *data_end, int off, struct listener_key *key)
+static __always_inline int parse_ipv6(void *data, void *data_end, int off, struct seg_info *si)
 {
+	struct listener_key *key = &si->key;
 	struct ipv6hdr *ip6 = data + off;
 	struct tcphdr *tcp;
 	int ret;
@@ -134,6 +163,11 @@ static __always_inline int parse_ipv6(void *data, void *data_end, int off, struc
 	key->family = SYNLINE_FAMILY_V6;
 	key->port = tcp->dest;
 	__builtin_memcpy(key->addr, &ip6->daddr, sizeof(ip6->daddr));
+	__builtin_memcpy(si->tuple.ipv6.saddr, &ip6->saddr, sizeof(ip6->saddr));
+	__builtin_memcpy(si->tuple.ipv6.daddr, &ip6->daddr, sizeof(ip6->daddr));
+	si->tuple.ipv6.sport = tcp->source;
+	si->tuple.ipv6.dport = tcp->dest;
+	si->flags = tcp_flags(tcp);
 	return PARSE_TCP;
 }
 

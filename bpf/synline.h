@@ -37,10 +37,57 @@ struct listener_val {
 };
 
 /*
+ * Key of the `handed` map: a connection the engine accepted and handed to the kernel's own
+ * listener (the daemon's kernel handoff), seen as the peer's segments carry it. 40 bytes.
+ *
+ *   0      1      2            4            6      8             24            40
+ *   +------+------+------------+------------+------+-------------+-------------+
+ *   |family| pad  | sport (be) | dport (be) | pad  | saddr (16)  | daddr (16)  |
+ *   +------+------+------------+------------+------+-------------+-------------+
+ *
+ * saddr/sport are the peer's, daddr/dport ours; an IPv4 address fills the first 4 bytes.
+ */
+struct flow_key {
+	__u8 family;
+	__u8 pad;
+	__be16 sport;
+	__be16 dport;
+	__u16 pad2;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/*
+ * What bpf_sk_assign_tcp_reqsk() builds the kernel's request from (the kernel's
+ * `struct bpf_tcp_req_attrs`, 20 bytes; the kfunc wants exactly this size and reserved zero):
+ * the options the engine negotiated, the peer's TSval (rcv_tsval) and our TSval it echoed
+ * (rcv_tsecr: the kernel continues its timestamps from it).
+ */
+struct bpf_tcp_req_attrs {
+	__u32 rcv_tsval;
+	__u32 rcv_tsecr;
+	__u16 mss;
+	__u8 rcv_wscale;
+	__u8 snd_wscale;
+	__u8 ecn_ok;
+	__u8 wscale_ok;
+	__u8 sack_ok;
+	__u8 tstamp_ok;
+	__u8 usec_ts_ok;
+	__u8 reserved[3];
+};
+
+/* Value of the `handed` map: the attributes, and when the daemon wrote them (its seconds). */
+struct handed_val {
+	struct bpf_tcp_req_attrs attrs;
+	__u32 created;
+};
+
+/*
  * Slots of the per-CPU `counters` array (u64 each). Every frame lands in exactly one of
  * REDIRECTED or PASSED; each PASSED frame also lands in exactly one reason slot after it,
  * so PASSED == NO_SOCKET + NOT_LISTENER + NOT_TCP + NOT_IP + IPV6_EXT_HDR + IP_FRAGMENT
- * + MALFORMED.
+ * + MALFORMED + KERNEL_FLOW. The TC_* slots count the TC programs of the kernel handoff.
  */
 enum synline_counter {
 	/* Addressed to a listener and handed to the queue's AF_XDP socket. */
@@ -61,7 +108,20 @@ enum synline_counter {
 	SYNLINE_CNT_IP_FRAGMENT = 7,
 	/* Truncated or with an impossible header field (version, IHL, data offset). */
 	SYNLINE_CNT_MALFORMED = 8,
-	SYNLINE_CNT_MAX = 9,
+	/* Kernel handoff on: a segment of a connection the kernel owns (an established or
+	 * time-wait socket), or of one the engine handed over: the kernel's, untouched. */
+	SYNLINE_CNT_KERNEL_FLOW = 9,
+	/* TC, NIC ingress: bpf_sk_assign_tcp_reqsk() accepted a handed-over segment. */
+	SYNLINE_CNT_TC_ASSIGNED = 10,
+	/* TC: the kfunc refused (see `last_errno`); the segment goes on and the kernel resets. */
+	SYNLINE_CNT_TC_ASSIGN_FAILED = 11,
+	/* TC: a handed-over segment found no listener (the app is gone): the kernel resets. */
+	SYNLINE_CNT_TC_NO_LISTENER = 12,
+	/* TC: a handed-over flow has its socket now: entry removed, segment passed. */
+	SYNLINE_CNT_TC_ESTABLISHED = 13,
+	/* TC, tap ingress: a re-injected frame sent on into the NIC's ingress. */
+	SYNLINE_CNT_TC_REINJECTED = 14,
+	SYNLINE_CNT_MAX = 15,
 };
 
 #endif /* SYNLINE_H */

@@ -30,6 +30,10 @@ pub struct ChildTimestamps {
     pub ts_recent: u32,
     /// Our offset: TSval = ms clock + ts_off.
     pub ts_off: u32,
+    /// The TSecr of the segment that completed the handshake: our TSval it echoed. An
+    /// embedder that continues the connection elsewhere (the kernel, through the daemon's
+    /// handoff) continues its timestamps from it.
+    pub ts_ecr: u32,
 }
 
 /// A connection that completed the handshake: everything an embedding TCP stack needs to take

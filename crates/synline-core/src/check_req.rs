@@ -89,6 +89,7 @@ impl OpenReq {
             ts: r.has(flag::TSTAMP_OK).then_some(ChildTimestamps {
                 ts_recent: r.ts_recent,
                 ts_off: r.ts_off,
+                ts_ecr: 0,
             }),
             ecn: r.has(flag::ECN_OK),
         }
@@ -383,7 +384,7 @@ impl Worker {
         from_cookie: bool,
     ) -> bool {
         let backlog = l.backlog();
-        if l.accept_queue.is_full(backlog) {
+        if l.accept_queue_is_full(backlog) {
             self.stats.inc(Mib::ListenOverflows);
             self.stats.inc(Mib::ListenDrops);
             return false;
@@ -406,6 +407,7 @@ impl Worker {
         let ts = o.ts.map(|t| ChildTimestamps {
             ts_recent: seg.options.timestamps.map_or(t.ts_recent, |s| s.tsval),
             ts_off: t.ts_off,
+            ts_ecr: seg.options.timestamps.map_or(0, |s| s.tsecr),
         });
         let child = Child {
             local: SocketAddr::new(o.key.local_addr(), o.key.lport),
@@ -504,6 +506,7 @@ impl Worker {
             ts: saw_ts.map(|ts| ChildTimestamps {
                 ts_recent: ts.tsval,
                 ts_off,
+                ts_ecr: ts.tsecr,
             }),
             ecn: o.ecn,
         };

@@ -229,7 +229,7 @@ impl Worker {
             }
         }
         // S-4: a full accept queue drops every SYN, cookie SYNs included.
-        if l.accept_queue.is_full(backlog) {
+        if l.accept_queue_is_full(backlog) {
             if reserved {
                 l.release_qlen();
             }

@@ -49,6 +49,11 @@ pub struct Listener {
     synflood_warned: AtomicBool,
     /// The accept list.
     pub accept_queue: AcceptQueue,
+    /// The embedder's own accept queue, when children leave the accept list at once for a
+    /// queue the engine cannot see (the daemon hands them to the application's kernel
+    /// listener): its length in the low 32 bits and its bound in the high 32, as last
+    /// measured by the embedder; 0 when there is none.
+    embedder_queue: AtomicU64,
 }
 
 impl Listener {
@@ -67,7 +72,37 @@ impl Listener {
             listening: AtomicBool::new(true),
             synflood_warned: AtomicBool::new(false),
             accept_queue: AcceptQueue::new(capacity),
+            embedder_queue: AtomicU64::new(0),
         }
+    }
+
+    /// S-4, C-7 `sk_acceptq_is_full`: the accept list holds more than B, or the embedder's
+    /// queue its children go to is over its own bound (`ack_backlog > max_ack_backlog`, the
+    /// kernel's test).
+    #[inline]
+    pub fn accept_queue_is_full(&self, backlog: u32) -> bool {
+        if self.accept_queue.is_full(backlog) {
+            return true;
+        }
+        // Layout: len in bits 0..32, max + 1 in bits 32..64 (0: no embedder queue).
+        let e = self.embedder_queue.load(Relaxed);
+        let max_plus_one = (e >> 32) as u32;
+        max_plus_one != 0 && (e as u32) > max_plus_one - 1
+    }
+
+    /// Records the embedder's accept queue (`len`, `max`), or forgets it (`None`).
+    pub fn set_embedder_queue(&self, q: Option<(u32, u32)>) {
+        let v = q.map_or(0, |(len, max)| {
+            u64::from(len) | u64::from(max.min(u32::MAX - 1) + 1) << 32
+        });
+        self.embedder_queue.store(v, Relaxed);
+    }
+
+    /// The embedder's accept queue as last recorded: (`len`, `max`).
+    pub fn embedder_queue(&self) -> Option<(u32, u32)> {
+        let e = self.embedder_queue.load(Relaxed);
+        let max_plus_one = (e >> 32) as u32;
+        (max_plus_one != 0).then(|| (e as u32, max_plus_one - 1))
     }
 
     /// Current settings.
@@ -87,7 +122,8 @@ impl Listener {
         self.backlog.load(Relaxed)
     }
 
-    pub(crate) fn set_backlog(&self, b: u32) {
+    /// Changes B, as `listen()` on a listening socket does (the caller caps it by somaxconn).
+    pub fn set_backlog(&self, b: u32) {
         self.backlog.store(b, Relaxed)
     }
 

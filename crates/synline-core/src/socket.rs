@@ -241,6 +241,21 @@ impl Socket {
         }
     }
 
+    /// For an embedder whose children leave the accept list at once for a queue of its own
+    /// (the daemon hands them to the application's kernel listener): that queue's length and
+    /// bound as last measured, which S-4 and C-7 then also test (`None` forgets it). EINVAL
+    /// unless listening.
+    pub fn set_embedder_accept_queue(&self, q: Option<(u32, u32)>) -> Result<(), Errno> {
+        match &self.state {
+            State::Listening(l) => {
+                l.set_embedder_queue(q);
+                Ok(())
+            }
+            State::Closed => Err(Errno::EBADF),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
     /// `inet_csk_accept`, non-blocking: the head of the accept list.
     pub fn accept(&self) -> Result<Child, Errno> {
         match &self.state {

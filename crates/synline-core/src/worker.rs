@@ -403,6 +403,54 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// The segment that completed `child`'s handshake, as the peer sent it, written into `buf`
+    /// from nothing: SEQ = IRS + 1, ACK = ISS + 1, the peer's window (SND.WND >> its shift),
+    /// its timestamps (TSval = TS.Recent, TSecr = the TSval it echoed), the data that came in
+    /// order, and FIN for a CLOSE_WAIT child. For an embedder that hands the connection to
+    /// another TCP stack which must see the handshake's last segment (the daemon re-injects it
+    /// into the kernel). Not counted as sent: it never leaves the host.
+    pub fn write_child_ack(&self, child: &crate::Child, buf: &mut [u8]) -> Result<usize, WireError> {
+        let mut flags = TcpFlags::ACK;
+        if !child.data.is_empty() {
+            flags = flags | TcpFlags::PSH;
+        }
+        if child.state == crate::ChildState::CloseWait {
+            flags = flags | TcpFlags::FIN;
+        }
+        let window = (child.snd_wnd >> child.snd_wscale.unwrap_or(0)).min(0xffff) as u16;
+        let options = synline_wire::OptionsOut {
+            timestamps: child.timestamps.map(|t| synline_wire::Timestamps {
+                tsval: t.ts_recent,
+                tsecr: t.ts_ecr,
+            }),
+            ..Default::default()
+        };
+        emit_segment(
+            buf,
+            &SegmentSpec {
+                eth_src: child.eth_peer,
+                eth_dst: child.eth_local,
+                vlan: child.vlan,
+                src: child.remote.ip(),
+                dst: child.local.ip(),
+                // The ECN field is not kept: the receiving stack takes ECN from the request.
+                ip: IpParams::default(),
+                src_port: child.remote.port(),
+                dst_port: child.local.port(),
+                tcp: TcpParams {
+                    seq: child.irs + 1,
+                    ack: child.iss + 1,
+                    flags,
+                    window,
+                    options,
+                },
+                payload: &child.data,
+            },
+        )
+    }
+}
+
 /// IP values of the engine's replies (X-5, V-5).
 pub(crate) fn ip_params(cfg: &crate::ListenerConfig, v6: bool, flow_label: u32) -> IpParams {
     IpParams {

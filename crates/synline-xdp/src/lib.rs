@@ -15,6 +15,11 @@
 //! - [`datapath`]: one round of a queue's poll loop: batched RX into the `synline-core`
 //!   engine, each reply sent in the frame that brought the segment, timer retransmissions from
 //!   a reserve of frames, and the idle wait until a frame or the engine's next timer.
+//! - [`handoff`]: the kernel handoff: each connection the engine accepts becomes a socket of
+//!   the application's own kernel listener (`bpf_sk_assign_tcp_reqsk()` in TC, the engine's
+//!   last segment re-injected through a TAP).
+//! - [`kernel_listener`]: the application's kernel listeners (sock_diag) and the socket
+//!   options it set on them.
 //! - [`sched`]: CPU pinning, SCHED_FIFO and the monotonic clock of the workers.
 //! - [`iface`]: the interface's index and RX queue count.
 //!
@@ -28,7 +33,9 @@
 #[allow(unsafe_code)]
 mod bpf;
 pub mod datapath;
+pub mod handoff;
 pub mod iface;
+pub mod kernel_listener;
 pub mod port;
 pub mod sched;
 #[allow(unsafe_code)]
@@ -38,7 +45,9 @@ pub mod xdp_prog;
 pub mod xsk;
 
 pub use datapath::{Datapath, DatapathConfig, QueueCounters, QueueStats, Round};
+pub use handoff::{HandoffFailure, HandoffSetupError, HandoffStats, KernelHandoff, QueueHandoff};
 pub use iface::IfaceError;
+pub use kernel_listener::{AppSocketOptions, KernelListener, SockDiag};
 pub use port::{Port, PortConfig, PortError, QueueShared, RoundCtx, WorkerConfig, Workers};
 pub use sched::{monotonic_now, pin_current_thread, set_fifo_priority, SchedError};
 pub use xdp_prog::{AttachMode, XdpAction, XdpCounters, XdpError, XdpProgram};

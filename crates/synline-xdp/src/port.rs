@@ -298,6 +298,11 @@ impl Port {
         &self.prog
     }
 
+    /// The attached program, to attach more to it (the kernel handoff's TC side).
+    pub fn program_mut(&mut self) -> &mut XdpProgram {
+        &mut self.prog
+    }
+
     /// The XDP program's counters.
     pub fn xdp_counters(&self) -> Result<XdpCounters, XdpError> {
         self.prog.counters()

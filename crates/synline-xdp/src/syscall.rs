@@ -1,12 +1,13 @@
-//! The raw system calls the AF_XDP side makes beyond what xsk-rs wraps: socket options
-//! (busy polling, the bound mode), the TX kick and RX wakeup, CPU pinning and the clock.
+//! The raw system calls beyond what xsk-rs and libbpf-rs wrap: AF_XDP socket options
+//! (busy polling, the bound mode), the TX kick and RX wakeup, CPU pinning and the clock, and
+//! for the kernel handoff the TAP device, sock_diag and another process's socket options.
 //!
 //! Each returns `io::Error::last_os_error()` on failure; the callers in [`crate::xsk`] add the
 //! interface and queue. Together with `xsk.rs`, this is the only module with `unsafe`.
 
 use std::io;
 use std::mem::size_of;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr;
 use std::time::Duration;
 
@@ -208,6 +209,178 @@ pub(crate) fn monotonic() -> Duration {
     // fail with a valid pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+
+// ---- the kernel handoff: a TAP device, sock_diag, another process's socket options ----
+
+/// `struct ifreq` with the name and the flags member (40 bytes on 64-bit Linux).
+#[repr(C)]
+struct IfReqFlags {
+    name: [u8; 16],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+impl IfReqFlags {
+    fn new(name: &str) -> io::Result<Self> {
+        let b = name.as_bytes();
+        if b.is_empty() || b.len() >= 16 || b.contains(&0) {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let mut r = IfReqFlags {
+            name: [0; 16],
+            flags: 0,
+            _pad: [0; 22],
+        };
+        r.name[..b.len()].copy_from_slice(b);
+        Ok(r)
+    }
+}
+
+/// `ioctl(TUNSETIFF)`: attaches the open `/dev/net/tun` file to TAP `name` (created with the
+/// first queue) as one more queue: IFF_TAP | IFF_NO_PI | IFF_MULTI_QUEUE.
+pub(crate) fn tap_attach(file: &std::fs::File, name: &str) -> io::Result<()> {
+    let mut req = IfReqFlags::new(name)?;
+    req.flags = (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_MULTI_QUEUE) as libc::c_short;
+    // SAFETY: `req` is a live, fully initialised `struct ifreq` of the size the kernel reads
+    // and writes for TUNSETIFF; the fd is the open tun file.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF as _, &mut req) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `SIOCGIFFLAGS` then `SIOCSIFFLAGS` with IFF_UP: brings interface `name` up.
+pub(crate) fn set_link_up(name: &str) -> io::Result<()> {
+    // SAFETY: plain socket(2); the fd is owned right away.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh fd that nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut req = IfReqFlags::new(name)?;
+    // SAFETY: `req` is a live `struct ifreq`; the kernel writes the flags member.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    req.flags |= libc::IFF_UP as libc::c_short;
+    // SAFETY: as above; the kernel reads the name and flags.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &mut req) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `write(2)` of one frame to a TAP queue, not blocking (the fd is O_NONBLOCK): EAGAIN when
+/// the kernel's queue is full.
+pub(crate) fn write_frame(fd: BorrowedFd<'_>, frame: &[u8]) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe the live slice; the kernel only reads it.
+    let n = unsafe { libc::write(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// A NETLINK_SOCK_DIAG socket (SOCK_DGRAM, close-on-exec).
+pub(crate) fn sock_diag_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); the fd is owned right away.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            libc::NETLINK_SOCK_DIAG,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// `send(2)` of a whole netlink request to the kernel.
+pub(crate) fn netlink_send(fd: BorrowedFd<'_>, msg: &[u8]) -> io::Result<()> {
+    // SAFETY: `sockaddr_nl` is plain data for which zeroes are valid; family set below.
+    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    // SAFETY: the buffer and the address are live locals of the sizes passed.
+    let n = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            msg.as_ptr().cast(),
+            msg.len(),
+            0,
+            (&addr as *const libc::sockaddr_nl).cast(),
+            size_of::<libc::sockaddr_nl>() as socklen_t,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `recv(2)` of one netlink datagram into `buf`; its length.
+pub(crate) fn netlink_recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into the live buffer.
+    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// A duplicate of file descriptor `fd` of process `pid` (`pidfd_open` + `pidfd_getfd`, Linux
+/// 5.6+; needs PTRACE_MODE_ATTACH on the process, which root has).
+pub(crate) fn fd_of_process(pid: i32, fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open(pid, 0) takes two integers and returns a new fd or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `pidfd` is a fresh fd that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    // SAFETY: pidfd_getfd(pidfd, fd, 0) takes three integers and returns a new fd or -1.
+    let dup = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `dup` is a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup as i32) })
+}
+
+/// `setsockopt(fd, IPPROTO_TCP, opt, v)` for an int option.
+#[cfg(test)]
+pub(crate) fn tcp_setsockopt_int(fd: BorrowedFd<'_>, opt: c_int, v: c_int) -> io::Result<()> {
+    setsockopt_int(fd, libc::IPPROTO_TCP, opt, v)
+}
+
+/// `getsockopt(fd, IPPROTO_TCP, opt)` for an int option.
+pub(crate) fn tcp_getsockopt_int(fd: BorrowedFd<'_>, opt: c_int) -> io::Result<c_int> {
+    let mut v: c_int = 0;
+    let mut len = size_of::<c_int>() as socklen_t;
+    // SAFETY: `v` and `len` are live locals; the kernel writes at most `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            opt,
+            (&mut v as *mut c_int).cast::<c_void>(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(v)
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,16 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{ErrorKind, MapCore, MapFlags, OpenObject, Program, ProgramInput, Xdp, XdpFlags};
+use libbpf_rs::{
+    ErrorKind, MapCore, MapFlags, MapHandle, OpenObject, Program, ProgramInput, TcHook,
+    TcHookBuilder, Xdp, XdpFlags, TC_INGRESS,
+};
+
+/// Handle and priority of synline's TC filters (any fixed pair; `replace` makes a restart take
+/// over its own filter rather than stacking a second one).
+const TC_HANDLE: u32 = 0x5e1;
+const TC_PRIORITY: u32 = 1;
+
 
 use crate::bpf::{types, SynlineSkel, SynlineSkelBuilder};
 
@@ -123,7 +132,8 @@ impl XdpAction {
 /// The program's counters (`enum synline_counter` in `bpf/synline.h`), summed over CPUs.
 ///
 /// Every frame counts once in `redirected` or `passed`; every passed frame also counts once in
-/// exactly one reason, so `passed` is the sum of `no_socket` through `malformed`.
+/// exactly one reason, so `passed` is the sum of `no_socket` through `malformed` and
+/// `kernel_flow`. The `tc_*` counters are the TC programs' of the kernel handoff.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct XdpCounters {
     /// Addressed to a listener and redirected to the rx queue's AF_XDP socket.
@@ -145,10 +155,25 @@ pub struct XdpCounters {
     pub ip_fragment: u64,
     /// Truncated, or an impossible header field.
     pub malformed: u64,
+    /// Kernel handoff on: a segment of a connection the kernel owns (its socket, or a flow
+    /// the engine handed over), passed untouched.
+    pub kernel_flow: u64,
+    /// TC: `bpf_sk_assign_tcp_reqsk()` took a handed-over segment.
+    pub tc_assigned: u64,
+    /// TC: the kfunc refused a handed-over segment ([`XdpProgram::last_assign_errno`]); the
+    /// kernel resets the peer.
+    pub tc_assign_failed: u64,
+    /// TC: a handed-over segment found no kernel listener (the application is gone); the
+    /// kernel resets the peer.
+    pub tc_no_listener: u64,
+    /// TC: a handed-over flow whose kernel socket exists now; its `handed` entry removed.
+    pub tc_established: u64,
+    /// TC: frames re-injected through the TAP and sent into the NIC's ingress.
+    pub tc_reinjected: u64,
 }
 
 /// Number of slots of the `counters` map (`SYNLINE_CNT_MAX`).
-const COUNTER_SLOTS: u32 = 9;
+const COUNTER_SLOTS: u32 = 15;
 
 impl XdpCounters {
     /// Names in nstat style, with their values, in map slot order.
@@ -163,6 +188,12 @@ impl XdpCounters {
             ("SynlineXdpIpv6ExtHdr", self.ipv6_ext_hdr),
             ("SynlineXdpIpFragment", self.ip_fragment),
             ("SynlineXdpMalformed", self.malformed),
+            ("SynlineXdpKernelFlow", self.kernel_flow),
+            ("SynlineTcAssigned", self.tc_assigned),
+            ("SynlineTcAssignFailed", self.tc_assign_failed),
+            ("SynlineTcNoListener", self.tc_no_listener),
+            ("SynlineTcEstablished", self.tc_established),
+            ("SynlineTcReinjected", self.tc_reinjected),
         ]
     }
 
@@ -176,7 +207,13 @@ impl XdpCounters {
             5 => &mut self.not_ip,
             6 => &mut self.ipv6_ext_hdr,
             7 => &mut self.ip_fragment,
-            _ => &mut self.malformed,
+            8 => &mut self.malformed,
+            9 => &mut self.kernel_flow,
+            10 => &mut self.tc_assigned,
+            11 => &mut self.tc_assign_failed,
+            12 => &mut self.tc_no_listener,
+            13 => &mut self.tc_established,
+            _ => &mut self.tc_reinjected,
         }
     }
 }
@@ -184,6 +221,23 @@ impl XdpCounters {
 /// A failed BPF call, named as libbpf names it.
 #[derive(Debug, thiserror::Error)]
 pub enum XdpError {
+    /// A TC step of the kernel handoff: `bpf_tc_hook_create` (the clsact qdisc) or
+    /// `bpf_tc_attach`/`bpf_tc_detach` (the filter).
+    #[error("{call} on ifindex {ifindex} (TC ingress): {source}")]
+    Tc {
+        /// The libbpf call.
+        call: &'static str,
+        /// The interface.
+        ifindex: u32,
+        /// Why.
+        source: libbpf_rs::Error,
+    },
+    /// The program's `.bss` is not memory-mapped (a libbpf without mmap support).
+    #[error("the XDP program's .bss is not mmapped")]
+    NoBss,
+    /// Duplicating a map's fd for a worker.
+    #[error("dup the fd of map handed: {0}")]
+    MapHandle(#[source] libbpf_rs::Error),
     /// Opening the embedded object (parsing the ELF, no syscall yet).
     #[error("bpf_object__open_skeleton (synline.bpf.o): {0}")]
     Open(#[source] libbpf_rs::Error),
@@ -288,6 +342,8 @@ struct Attachment {
 pub struct XdpProgram {
     skel: SynlineSkel<'static>,
     attached: Vec<Attachment>,
+    /// TC filters of the kernel handoff (NIC ingress, TAP ingress), detached with the program.
+    tc: Vec<(u32, TcHook)>,
 }
 
 impl fmt::Debug for XdpProgram {
@@ -313,6 +369,7 @@ impl XdpProgram {
         Ok(XdpProgram {
             skel,
             attached: Vec::new(),
+            tc: Vec::new(),
         })
     }
 
@@ -429,9 +486,81 @@ impl XdpProgram {
         self.detach_one(a)
     }
 
+    /// Turns the kernel handoff on (see `bpf/synline.bpf.c`): `synline_tc` on the ingress of
+    /// the NIC `nic` and `synline_tap` on the ingress of the TAP `tap`, which sends re-injected
+    /// frames into the NIC's ingress; then the XDP program starts passing the segments of
+    /// kernel-owned connections. Detached with the program.
+    pub fn attach_handoff(&mut self, nic: u32, tap: u32) -> Result<(), XdpError> {
+        for (ifindex, prog) in [
+            (nic, self.skel.progs.synline_tc.as_fd()),
+            (tap, self.skel.progs.synline_tap.as_fd()),
+        ] {
+            let index = i32::try_from(ifindex).map_err(|_| XdpError::BadIfindex(ifindex))?;
+            let mut hook = TcHookBuilder::new(prog)
+                .ifindex(index)
+                .replace(true)
+                .handle(TC_HANDLE)
+                .priority(TC_PRIORITY)
+                .hook(TC_INGRESS);
+            // The clsact qdisc may be there already (another tool's filters): that is fine.
+            hook.create().map_err(|source| XdpError::Tc {
+                call: "bpf_tc_hook_create",
+                ifindex,
+                source,
+            })?;
+            hook.attach().map_err(|source| XdpError::Tc {
+                call: "bpf_tc_attach",
+                ifindex,
+                source,
+            })?;
+            self.tc.push((ifindex, hook));
+        }
+        let bss = self
+            .skel
+            .maps
+            .bss_data
+            .as_deref_mut()
+            .ok_or(XdpError::NoBss)?;
+        bss.nic_ifindex = nic;
+        bss.handoff_on = 1;
+        Ok(())
+    }
+
+    /// A handle on the `handed` map for the workers (it may move to their threads).
+    pub fn handed_map(&self) -> Result<MapHandle, XdpError> {
+        MapHandle::try_from(&self.skel.maps.handed).map_err(XdpError::MapHandle)
+    }
+
+    /// The last error `bpf_sk_assign_tcp_reqsk()` returned (a negative errno; 0: none yet).
+    pub fn last_assign_errno(&self) -> i64 {
+        self.skel
+            .maps
+            .bss_data
+            .as_deref()
+            .map_or(0, |b| b.last_assign_errno)
+    }
+
     /// Detaches from every interface; the first error, after trying them all.
     pub fn detach_all(&mut self) -> Result<(), XdpError> {
+        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+            bss.handoff_on = 0;
+        }
         let mut first = Ok(());
+        for (ifindex, mut hook) in std::mem::take(&mut self.tc) {
+            // The qdisc stays: other tools' filters may hang on it.
+            let r = match hook.detach() {
+                // The TAP goes away with its last fd: its filter went with it.
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                r => r.map_err(|source| XdpError::Tc {
+                    call: "bpf_tc_detach",
+                    ifindex,
+                    source,
+                }),
+            };
+            if first.is_ok() {
+                first = r;
+            }
+        }
         for a in std::mem::take(&mut self.attached) {
             let r = self.detach_one(a);
             if first.is_ok() {

@@ -37,6 +37,21 @@ pub struct ListenerSpec {
     pub addr: SocketAddr,
     pub backlog: i32,
     pub config: ListenerConfig,
+    /// Which of the settings the application's own socket also has were given here: those
+    /// override what the kernel handoff reads from the application's listener.
+    pub given: Given,
+}
+
+/// Settings given explicitly (in the file or on `--listen`), rather than defaulted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Given {
+    pub backlog: bool,
+    pub defer_accept: bool,
+    pub maxseg: bool,
+    pub timestamps: bool,
+    pub sack: bool,
+    pub window_scaling: bool,
+    pub syncookies: bool,
 }
 
 /// Everything the daemon is told.
@@ -154,6 +169,15 @@ impl FileListener {
             addr,
             backlog: self.backlog.unwrap_or(DEFAULT_BACKLOG),
             config: c,
+            given: Given {
+                backlog: self.backlog.is_some(),
+                defer_accept: self.defer_accept.is_some(),
+                maxseg: self.maxseg.is_some(),
+                timestamps: self.tcp_timestamps.is_some(),
+                sack: self.tcp_sack.is_some(),
+                window_scaling: self.tcp_window_scaling.is_some(),
+                syncookies: self.tcp_syncookies.is_some(),
+            },
         })
     }
 }

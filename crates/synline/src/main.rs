@@ -8,6 +8,7 @@
 //!   queue).
 //! - `synline stats`: the counters of a running daemon in nstat format.
 
+mod app_listener;
 mod child_log;
 mod config;
 mod demo;
@@ -101,6 +102,12 @@ enum Cmd {
         /// Stop after this many seconds (0: run until SIGINT/SIGTERM).
         #[arg(long, default_value_t = 0)]
         duration: u64,
+        /// What becomes of an accepted connection: `kernel` hands it to the application's own
+        /// kernel listener on the same address and port (its accept() gets an ordinary
+        /// socket); `log` prints it as a JSON line and resets it (measurement and honeypot
+        /// hosts).
+        #[arg(long, value_enum, default_value_t = run::AcceptMode::Kernel)]
+        accept: run::AcceptMode,
     },
     /// Print a running daemon's counters in nstat format.
     Stats {
@@ -157,6 +164,7 @@ fn main() -> Result<()> {
             cpus,
             stats_socket,
             duration,
+            accept,
         } => {
             let cfg = config::Config::load(config.as_deref(), &listen)?;
             let opts = run::RunOptions {
@@ -175,8 +183,9 @@ fn main() -> Result<()> {
                 cpus,
                 stats_socket: Some(stats_socket),
                 duration: (duration > 0).then(|| Duration::from_secs(duration)),
+                accept,
             };
-            run::run(&cfg, &opts)
+            run::run(cfg, &opts)
         }
         Cmd::Stats { socket } => {
             use std::io::Read;

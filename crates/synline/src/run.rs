@@ -10,6 +10,7 @@
 //! not root, no such interface, a listener address not on the interface, a program already
 //! attached, no XDP support, an AF_XDP bind failure (named with the syscall and queue).
 
+use crate::app_listener;
 use crate::child_log;
 use crate::config::Config;
 use crate::stats;
@@ -22,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use synline_core::{AddressFamily, DropReason, Mib, Secrets, Socket, Stack, StackConfig};
 use synline_xdp::{
-    AttachMode, BindMode, Port, PortConfig, PortError, QueueShared, RoundCtx, WorkerConfig,
-    XskConfig,
+    AttachMode, BindMode, HandoffFailure, KernelHandoff, Port, PortConfig, PortError,
+    QueueHandoff, QueueShared, RoundCtx, SockDiag, WorkerConfig, XskConfig,
 };
 
 /// Options of `synline run` beyond the listeners.
@@ -47,6 +48,17 @@ pub struct RunOptions {
     pub stats_socket: Option<PathBuf>,
     /// Stop after this long (tests and demos); forever when `None`.
     pub duration: Option<Duration>,
+    /// What becomes of accepted connections.
+    pub accept: AcceptMode,
+}
+
+/// `--accept`: what becomes of a connection the engine accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AcceptMode {
+    /// Hand it to the application's own kernel listener (see `synline_xdp::handoff`).
+    Kernel,
+    /// Log it as a JSON line on stdout and reset it (measurement and honeypot hosts).
+    Log,
 }
 
 /// The addresses on the interface, from `ip -j addr show dev IF`.
@@ -180,13 +192,11 @@ fn serve_stats(
     Ok(())
 }
 
-pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
+pub fn run(mut config: Config, opts: &RunOptions) -> Result<()> {
     if !is_root() {
         bail!("not root: `synline run` loads an XDP program and binds AF_XDP sockets (CAP_NET_ADMIN, CAP_BPF); run it as root");
     }
-    // Resolved here only to name the interface in the address check; the port resolves it
-    // once more for itself.
-    synline_xdp::iface::ifindex(&opts.iface)?;
+    let queues = synline_xdp::iface::rx_queues(&opts.iface)?;
     let addrs = iface_addrs(&opts.iface)?;
     for l in &config.listeners {
         if !l.addr.ip().is_unspecified() && !addrs.contains(&l.addr.ip()) {
@@ -199,6 +209,41 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
             );
         }
     }
+    let kernel = opts.accept == AcceptMode::Kernel;
+    if kernel {
+        for note in app_listener::fit_to_kernel(&mut config.listeners)? {
+            eprintln!("synline: {note}");
+        }
+    }
+
+    // The engine first (every setting checked before the NIC is touched): one worker per
+    // queue, the listeners bound through the socket API.
+    let stack = Stack::new(
+        StackConfig {
+            workers: queues as usize,
+            ..config.stack
+        },
+        secrets_from_os()?,
+    );
+    let mut socks: Vec<Socket> = Vec::new();
+    for l in &config.listeners {
+        let fam = if l.addr.is_ipv6() {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        };
+        let mut s = stack
+            .socket(fam)
+            .map_err(|e| anyhow::anyhow!("socket(): {e}"))?;
+        s.set_config(l.config)
+            .map_err(|e| anyhow::anyhow!("setsockopt on {}: {e}", l.addr))?;
+        s.bind(l.addr)
+            .map_err(|e| anyhow::anyhow!("bind({}): {e}", l.addr))?;
+        s.listen(l.backlog)
+            .map_err(|e| anyhow::anyhow!("listen({}): {e}", l.addr))?;
+        socks.push(s);
+    }
+    let socks = Arc::new(socks);
 
     // The port: the XDP program with the listeners in its map, attached, and one AF_XDP
     // socket per queue; detached again on every way out (its Drop).
@@ -228,7 +273,6 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
         };
         anyhow::anyhow!("{e}{hint}")
     })?;
-    let queues = port.queue_count();
     eprintln!(
         "synline: XDP attached to {} (ifindex {}) in {:?} mode, {queues} queue(s)",
         opts.iface,
@@ -239,33 +283,32 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
         eprintln!("synline: queue {q}: AF_XDP bound in {m:?} mode");
     }
 
-    // The engine: one worker per queue, the listeners bound through the socket API.
-    let stack = Stack::new(
-        StackConfig {
-            workers: queues as usize,
-            ..config.stack
-        },
-        secrets_from_os()?,
-    );
-    let mut socks: Vec<Socket> = Vec::new();
-    for l in &config.listeners {
-        let fam = if l.addr.is_ipv6() {
-            AddressFamily::Inet6
-        } else {
-            AddressFamily::Inet
-        };
-        let mut s = stack
-            .socket(fam)
-            .map_err(|e| anyhow::anyhow!("socket(): {e}"))?;
-        s.set_config(l.config)
-            .map_err(|e| anyhow::anyhow!("setsockopt on {}: {e}", l.addr))?;
-        s.bind(l.addr)
-            .map_err(|e| anyhow::anyhow!("bind({}): {e}", l.addr))?;
-        s.listen(l.backlog)
-            .map_err(|e| anyhow::anyhow!("listen({}): {e}", l.addr))?;
-        socks.push(s);
+    // The kernel handoff: the TC side and the TAP, then a first look at the application's
+    // listeners (those nobody serves leave the XDP map: the kernel resets their SYNs).
+    let mut handoff = None;
+    let mut apps = Vec::new();
+    let mut diag = None;
+    if kernel {
+        let ifindex = port.ifindex();
+        let h = KernelHandoff::open(port.program_mut(), ifindex, queues)
+            .context("set up the kernel handoff")?;
+        eprintln!(
+            "synline: kernel handoff: TC on {} and TAP {}; accepted connections go to the application's listeners",
+            opts.iface,
+            h.tap_name()
+        );
+        let somaxconn = config.stack.somaxconn;
+        for (spec, s) in config.listeners.iter().zip(socks.iter()) {
+            let l = s.listener().expect("listening").clone();
+            apps.push(app_listener::AppListener::new(spec, l, somaxconn));
+        }
+        let mut sd = SockDiag::open().context("socket(AF_NETLINK, NETLINK_SOCK_DIAG)")?;
+        let changes = app_listener::poll(&mut sd, &mut apps, port.program(), true)
+            .context("read the kernel's listeners (sock_diag)")?;
+        log_changes(&changes);
+        diag = Some(sd);
+        handoff = Some(h);
     }
-    let socks = Arc::new(socks);
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -282,9 +325,16 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
         )?;
     }
 
-    // Each worker drains the accept lists after its rounds: log, then reset each child
-    // from its own queue.
+    // After its rounds each worker drains the accept lists: each child is handed to the
+    // kernel (or, with --accept log, logged), from the worker's own queue; a child that
+    // cannot be handed over is reset, as the kernel would have nothing for it.
     let out = Arc::new(Mutex::new(std::io::stdout()));
+    let mut queue_handoffs: Vec<Option<QueueHandoff>> = (0..queues)
+        .map(|q| handoff.as_mut().and_then(|h| h.queue(q)))
+        .collect();
+    if kernel && queue_handoffs.iter().any(|q| q.is_none()) {
+        bail!("kernel handoff: a TAP queue per worker");
+    }
     let workers = port.spawn(
         &stack,
         &WorkerConfig {
@@ -294,17 +344,29 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
             ..WorkerConfig::default()
         },
         stop.clone(),
-        |_| {
+        |q| {
             let (socks, out) = (socks.clone(), out.clone());
+            let mut to_kernel = queue_handoffs[q as usize].take();
             move |ctx: &mut RoundCtx<'_>| {
                 for s in socks.iter() {
                     for _ in 0..64 {
                         let Ok(c) = s.accept() else { break };
-                        let line = child_log::json_line(&c);
-                        if let Ok(mut o) = out.lock() {
-                            let _ = writeln!(o, "{line}");
+                        let reset = match to_kernel.as_mut() {
+                            Some(h) => match h.hand_over(ctx.engine, &c, ctx.now.as_secs() as u32) {
+                                Ok(()) | Err(HandoffFailure::Tap(_)) => false,
+                                Err(_) => true,
+                            },
+                            None => {
+                                let line = child_log::json_line(&c);
+                                if let Ok(mut o) = out.lock() {
+                                    let _ = writeln!(o, "{line}");
+                                }
+                                true
+                            }
+                        };
+                        if reset {
+                            ctx.originate(|engine, b| engine.write_child_rst(&c, b).ok());
                         }
-                        ctx.originate(|engine, b| engine.write_child_rst(&c, b).ok());
                     }
                 }
             }
@@ -313,22 +375,47 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
 
     let started = Instant::now();
     let mut rotated = Instant::now();
+    let mut swept = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let mut rates = Rates {
         last: stack.stats(),
         at: Instant::now(),
     };
+    let extra_now = |port: &Port, handoff: &Option<KernelHandoff>| -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = port
+            .xdp_counters()
+            .map(|c| c.named().iter().map(|(n, v)| (n.to_string(), *v)).collect())
+            .unwrap_or_default();
+        if let Some(h) = handoff {
+            v.extend(h.stats().named().iter().map(|(n, x)| (n.to_string(), *x)));
+            v.push((
+                "SynlineTcLastAssignErrno".to_string(),
+                port.program().last_assign_errno().unsigned_abs(),
+            ));
+        }
+        v
+    };
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(app_listener::POLL);
+        if let Some(sd) = diag.as_mut() {
+            match app_listener::poll(sd, &mut apps, port.program(), false) {
+                Ok(changes) => log_changes(&changes),
+                Err(e) => eprintln!("synline: reading the kernel's listeners: {e:#}"),
+            }
+        }
         if rates.at.elapsed() >= Duration::from_secs(1) {
-            if let Ok(c) = port.xdp_counters() {
-                if let Ok(mut x) = xdp_counters.lock() {
-                    *x = c.named().iter().map(|(n, v)| (n.to_string(), *v)).collect();
-                }
+            if let Ok(mut x) = xdp_counters.lock() {
+                *x = extra_now(&port, &handoff);
             }
             let line = rates.line(stack.stats());
             if tty {
                 eprint!("\r\x1b[2K{line}");
+            }
+        }
+        if let Some(h) = &handoff {
+            if swept.elapsed() >= Duration::from_secs(10) {
+                h.sweep(synline_xdp::monotonic_now().as_secs() as u32);
+                swept = Instant::now();
             }
         }
         if let Some(period) = opts.cookie_rotate {
@@ -347,17 +434,29 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<()> {
         eprintln!();
     }
     let failed = workers.join().err();
-    let mut extra: Vec<(String, u64)> = port
-        .xdp_counters()
-        .map(|c| c.named().iter().map(|(n, v)| (n.to_string(), *v)).collect())
-        .unwrap_or_default();
+    let mut extra = extra_now(&port, &handoff);
     extra.extend(port.queue_counters());
     port.close()?;
+    drop(handoff);
     eprintln!("synline: XDP detached from {}; totals:", opts.iface);
     eprint!("{}", stats::nstat(&stack.stats(), &extra));
     match failed {
         Some(e) => Err(anyhow::Error::new(e).context("worker")),
         None => Ok(()),
+    }
+}
+
+fn log_changes(changes: &[app_listener::Change]) {
+    for c in changes {
+        match c {
+            app_listener::Change::Up(addr, k, took) => eprintln!(
+                "synline: {addr}: the application listens ({} backlog {}): its SYNs go to the engine, its connections to its accept(); {took}",
+                k.addr, k.max_ack_backlog
+            ),
+            app_listener::Change::Down(addr) => eprintln!(
+                "synline: {addr}: no application listens: its SYNs go to the kernel, which resets them"
+            ),
+        }
     }
 }
 
