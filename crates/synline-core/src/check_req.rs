@@ -237,6 +237,7 @@ impl Worker {
         if self.syn_recv_sock(self.lrefs.get(slot), &open, &seg, payload, false) {
             // C-3, C-6: the child replaces R; its timer goes; qlen--, young-- once.
             self.remove_request(id);
+            self.note_accepted(&open.key, now);
             return Some(Verdict::Consumed);
         }
         //
@@ -441,6 +442,14 @@ impl Worker {
         true
     }
 
+    /// Remembers a flow whose child was just made (`accepted`), when that is on.
+    fn note_accepted(&mut self, key: &FlowKey, now: Duration) {
+        let hash = self.reqs.hash(key);
+        if let Some(a) = self.accepted.as_mut() {
+            a.insert(*key, hash, now);
+        }
+    }
+
     /// L-1, K-5..K-7: `cookie_v4_check`. `None` when the ACK is not a (usable) cookie: the
     /// listener then answers it with an RST (L-2).
     #[allow(clippy::too_many_arguments)]
@@ -513,6 +522,7 @@ impl Worker {
         let payload = p.payload(buf);
         // K-7: a full accept queue drops the ACK silently; abort_on_overflow is not consulted.
         if self.syn_recv_sock(l, &open, seg, payload, true) {
+            self.note_accepted(&key, now);
             Some(Verdict::Consumed)
         } else {
             Some(self.dropped(DropReason::AcceptQueueFull))

@@ -341,7 +341,7 @@ impl Worker {
         // one for tcp_make_synack and frees it at once).
         let mut r = openreq_init(*key, 0, p, &opts, cfg);
         r.iss = synline_wire::SeqNumber(iss);
-        // K-4: the TSval carries the options the cookie has no room for.
+        // K-3: the TSval carries the options the cookie has no room for.
         let mut tsval = 0;
         if opts.ts.is_some() {
             let carried = CookieOptions {

@@ -26,6 +26,7 @@
 //! | `request_table.rs` | ehash for request socks, `reqsk_queue_hash_add`, the timer wheel | Q-6 |
 //! | `timer.rs` | `reqsk_timer_handler`, `syn_ack_recalc`, `reqsk_timeout`, [`Worker::poll_timeout`] | T |
 //! | [`syncookie`] | `syncookies.c`, with the cookie secrets and their rotation | K |
+//! | `accepted.rs` | (none: the kernel's established lookup comes first, D-2) the grace for a just-accepted flow's late segments | D-2 |
 //! | `accept_queue.rs` | `inet_csk_reqsk_queue_add`, the accept queue | C-7, A-1 |
 //! | [`secure_seq`] | `secure_seq.c` | Q-3, Q-4 |
 //! | `drop_reason.rs`, `stats.rs` | `dropreason-core.h`, SNMP MIBs | section 14 |
@@ -33,6 +34,7 @@
 #![warn(missing_docs)]
 
 mod accept_queue;
+mod accepted;
 mod check_req;
 mod conn_request;
 mod drop_reason;

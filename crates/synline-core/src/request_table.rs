@@ -8,7 +8,7 @@
 //! owns its shard outright: a plain `hashbrown` table behind `&mut self`, with no lock, no
 //! atomic and no RCU grace period on the hot path. The rare segment that reaches a worker
 //! that does not own its flow (a changed RSS key, a queue reconfiguration) is handed to the
-//! other workers over a bounded crossbeam queue and counted (see `worker`). What must be
+//! other workers over a bounded crossbeam queue and counted (see `handoff`). What must be
 //! shared, per-listener `qlen`/`young`/`ack_backlog` and the global request cap, are atomics.
 //!
 //! # Memory

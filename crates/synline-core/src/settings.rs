@@ -121,8 +121,11 @@ impl core::fmt::Display for InvalidSetting {
 impl core::error::Error for InvalidSetting {}
 
 impl ListenerConfig {
-    /// Checks every setting against Linux's limits (the `setsockopt`/sysctl handlers' own
-    /// checks); [`crate::Socket::set_config`] refuses a config that fails with EINVAL.
+    /// Checks every setting: Linux's own limits where Linux has them (TCP_MAXSEG 88..=32767 and
+    /// IP_TTL 1..=255 as `setsockopt` checks them, the 0..=2 sysctl ranges), and synline's
+    /// where Linux is looser (tcp_rmem ordered and non-zero, an MTU of at least 576; Linux
+    /// takes any positive tcp_rmem and an IPv4 MTU down to 68). [`crate::Socket::set_config`]
+    /// refuses a config that fails with EINVAL.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
         let bad = |key, rule| Err(InvalidSetting { key, rule });
         if self.maxseg != 0 && !(MIN_MAXSEG..=MAX_MAXSEG).contains(&self.maxseg) {

@@ -26,6 +26,11 @@ pub struct StackConfig {
     pub requests_per_worker_hint: usize,
     /// Frames each worker's hand-off queue holds.
     pub handoff_capacity: usize,
+    /// For this long after a child is made, later segments of its flow that still reach the
+    /// engine get `Verdict::Pass` (the embedder's established table decides, D-2) instead of
+    /// meeting the listener. Zero (the default) turns it off. For embedders whose established
+    /// table is elsewhere, like the daemon's kernel handoff (see `accepted`).
+    pub accepted_grace: core::time::Duration,
 }
 
 impl Default for StackConfig {
@@ -36,6 +41,7 @@ impl Default for StackConfig {
             max_requests: 1 << 20,
             requests_per_worker_hint: 1024,
             handoff_capacity: 256,
+            accepted_grace: core::time::Duration::ZERO,
         }
     }
 }

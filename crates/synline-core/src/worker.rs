@@ -8,6 +8,7 @@
 //! random number or touches a socket, and nothing allocates per frame (a child whose third
 //! ACK carries data copies that data, as the kernel queues the skb).
 
+use crate::accepted::Accepted;
 use crate::drop_reason::DropReason;
 use crate::flow::FlowKey;
 use crate::listener::{Listener, Tables};
@@ -107,6 +108,8 @@ pub struct Worker {
     tables: Option<Arc<Tables>>,
     generation: u64,
     pub(crate) reqs: RequestTable,
+    /// Flows whose child was just made (`StackConfig::accepted_grace`), when on.
+    pub(crate) accepted: Option<Accepted>,
     pub(crate) lrefs: ListenerRefs,
     pub(crate) stats: Arc<WorkerStats>,
 }
@@ -119,6 +122,8 @@ impl Worker {
         Worker {
             id,
             reqs: RequestTable::new(shared.config.requests_per_worker_hint, seed),
+            accepted: (!shared.config.accepted_grace.is_zero())
+                .then(|| Accepted::new(shared.config.accepted_grace)),
             lrefs: ListenerRefs::default(),
             stats: shared.stats[id].clone(),
             tables: Some(tables),
@@ -270,6 +275,15 @@ impl Worker {
         // it, but only while the listener has requests at all.
         let f = p.seg.flags;
         let new_syn = f.syn() && !f.ack() && !f.rst();
+        // D-2 for an embedder whose established table the engine cannot see (`accepted`).
+        if !new_syn
+            && self
+                .accepted
+                .as_ref()
+                .is_some_and(|a| a.contains(&rx.key, rx.hash, now))
+        {
+            return Verdict::Pass;
+        }
         let workers = self.shared.config.workers;
         if !new_syn && usize::from(hops).saturating_add(1) < workers && l.qlen() > 0 {
             return self.hand_off(buf, len, p, hops);

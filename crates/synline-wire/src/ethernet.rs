@@ -141,7 +141,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
 }
 
 /// Writes an Ethernet header (with a tag if `vlan` is set) at the start of `buf`; returns its
-/// length. Used to give a timer retransmission the frame its reply is built over.
+/// length. `emit::emit_segment` starts every frame it builds from nothing here.
 pub fn emit_header(
     buf: &mut [u8],
     dst: MacAddr,

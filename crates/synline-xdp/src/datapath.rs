@@ -24,7 +24,9 @@
 //! arrives or the engine's next timer is due ([`Worker::poll_timeout`]), but never longer than
 //! [`DatapathConfig::idle_wait`] (so a stop request is seen), nor longer than
 //! [`HANDOFF_POLL`] when other workers may hand segments over (they arrive without a frame on
-//! this queue). With `idle_wait` `None` it spins.
+//! this queue), when due timers were held back for want of a frame or TX slot (their deadline
+//! has passed: trusting it would spin), or when the free pool is short of frames (the
+//! completion ring gives them back without waking anyone). With `idle_wait` `None` it spins.
 //!
 //! # A full TX ring, and what it means for a request (spec Q-7, T-4)
 //!
@@ -67,6 +69,34 @@ pub struct DatapathConfig {
     pub max_kicks: u32,
 }
 
+/// What the caller of a queue's poll loop does beside it, on the worker's thread. Every method
+/// has a default that does nothing, so a closure `FnMut(&mut RoundCtx)` is a hook too (for
+/// [`QueueHook::after_round`]).
+pub trait QueueHook: Send {
+    /// After each round (the daemon drains accept lists here).
+    fn after_round(&mut self, _ctx: &mut crate::port::RoundCtx<'_>) {}
+
+    /// Right after a received frame made a child ([`Verdict::Consumed`]), before the next
+    /// frame of the batch: an embedder that moves children elsewhere (the kernel handoff) does
+    /// it here, ahead of the flow's next segments.
+    fn child_made(&mut self, _engine: &mut Worker) {}
+
+    /// A frame the engine gave back ([`Verdict::Pass`]): true if the hook took it (the kernel
+    /// handoff re-injects it into the kernel), false to count and drop it.
+    fn pass(&mut self, _frame: &[u8]) -> bool {
+        false
+    }
+}
+
+impl<F> QueueHook for F
+where
+    F: FnMut(&mut crate::port::RoundCtx<'_>) + Send,
+{
+    fn after_round(&mut self, ctx: &mut crate::port::RoundCtx<'_>) {
+        self(ctx)
+    }
+}
+
 /// The longest an idle worker sleeps while other workers may hand it segments.
 pub const HANDOFF_POLL: Duration = Duration::from_millis(1);
 
@@ -92,6 +122,7 @@ pub struct QueueStats {
     not_for_engine: AtomicU64,
     timer_polls_deferred: AtomicU64,
     reserve_tx: AtomicU64,
+    passed_on: AtomicU64,
 }
 
 /// A snapshot of [`QueueStats`].
@@ -117,11 +148,14 @@ pub struct QueueCounters {
     /// Frames the engine originated in reserve frames and put on the TX ring (SYN-ACK
     /// retransmissions, replies to hand-offs); part of `tx_frames`.
     pub reserve_tx: u64,
+    /// Frames the engine gave back ([`Verdict::Pass`]) that the queue's hook took (the
+    /// kernel handoff re-injects them into the kernel).
+    pub passed_on: u64,
 }
 
 impl QueueCounters {
     /// Names in nstat style, with their values.
-    pub fn named(&self) -> [(&'static str, u64); 8] {
+    pub fn named(&self) -> [(&'static str, u64); 9] {
         [
             ("SynlineXskRxFrames", self.rx_frames),
             ("SynlineXskTxFrames", self.tx_frames),
@@ -131,6 +165,7 @@ impl QueueCounters {
             ("SynlineXskNotForEngine", self.not_for_engine),
             ("SynlineXskTimerPollsDeferred", self.timer_polls_deferred),
             ("SynlineXskReserveTx", self.reserve_tx),
+            ("SynlineXskPassedOn", self.passed_on),
         ]
     }
 }
@@ -156,6 +191,7 @@ impl QueueStats {
             not_for_engine: self.not_for_engine.load(Relaxed),
             timer_polls_deferred: self.timer_polls_deferred.load(Relaxed),
             reserve_tx: self.reserve_tx.load(Relaxed),
+            passed_on: self.passed_on.load(Relaxed),
         }
     }
 }
@@ -184,6 +220,9 @@ pub struct Datapath {
     tx: Vec<Frame>,
     /// Frames went on the TX ring and the kernel has not been told (or said EAGAIN).
     kick_pending: bool,
+    /// The last round held due timers back for want of a frame or a TX slot: they are in the
+    /// past, so the idle wait must not trust the deadline (it would be zero: a busy loop).
+    timers_held: bool,
 }
 
 impl Datapath {
@@ -195,6 +234,7 @@ impl Datapath {
             rx: Vec::with_capacity(batch),
             tx: Vec::with_capacity(2 * batch),
             kick_pending: false,
+            timers_held: false,
         }
     }
 
@@ -215,11 +255,16 @@ impl Datapath {
             std::hint::spin_loop();
             return Ok(());
         };
-        if engine.receives_handoffs() {
+        // Frames still out (on the TX or completion ring) come back without a wakeup, and a
+        // fill ring short of them drops what arrives: look again soon.
+        let pool_low = queue.free_frames() < self.cfg.reserve;
+        if engine.receives_handoffs() || self.timers_held || pool_low {
             wait = wait.min(HANDOFF_POLL);
         }
-        if let Some(due) = engine.poll_timeout() {
-            wait = wait.min(due.saturating_sub(now));
+        if !self.timers_held {
+            if let Some(due) = engine.poll_timeout() {
+                wait = wait.min(due.saturating_sub(now));
+            }
         }
         if !wait.is_zero() {
             queue.wait_rx(wait)?;
@@ -234,6 +279,7 @@ impl Datapath {
         engine: &mut Worker,
         now: Duration,
         stats: &QueueStats,
+        hook: &mut dyn QueueHook,
     ) -> Result<Round, XskError> {
         let mut round = Round::default();
         queue.reap_completions();
@@ -245,7 +291,10 @@ impl Datapath {
         let mut batch = std::mem::take(&mut self.rx);
         for mut f in batch.drain(..) {
             let v = queue.with_buffer(&mut f, |buf, len| engine.handle_frame(buf, len, now));
-            self.dispose(queue, f, Some(v), stats);
+            if v == Verdict::Consumed {
+                hook.child_made(engine);
+            }
+            self.dispose(queue, f, Some(v), stats, hook);
         }
         self.rx = batch;
         round.tx += self.flush(queue, stats);
@@ -260,16 +309,21 @@ impl Datapath {
             let v = queue.with_buffer(&mut f, |buf, _| engine.poll_handoff(buf, now));
             let done = v.is_none();
             room -= usize::from(matches!(v, Some(Verdict::Transmit(_))));
-            self.dispose(queue, f, v, stats);
+            if v == Some(Verdict::Consumed) {
+                hook.child_made(engine);
+            }
+            self.dispose(queue, f, v, stats, hook);
             if done {
                 break;
             }
         }
         let mut fired = 0;
+        self.timers_held = false;
         loop {
             if room == 0 || queue.free_frames() == 0 {
                 // Q-7/T-4 (module docs): the due timers wait for the next round.
                 bump(&stats.timer_polls_deferred, 1);
+                self.timers_held = true;
                 break;
             }
             let Some(mut f) = queue.take_free() else {
@@ -341,6 +395,7 @@ impl Datapath {
         mut f: Frame,
         v: Option<Verdict>,
         stats: &QueueStats,
+        hook: &mut dyn QueueHook,
     ) {
         match v {
             Some(Verdict::Transmit(n)) => {
@@ -348,7 +403,17 @@ impl Datapath {
                 self.tx.push(f);
             }
             Some(Verdict::Pass) => {
-                bump(&stats.not_for_engine, 1);
+                let taken = queue.with_buffer(&mut f, |buf, len| {
+                    buf.get(..len).is_some_and(|frame| hook.pass(frame))
+                });
+                bump(
+                    if taken {
+                        &stats.passed_on
+                    } else {
+                        &stats.not_for_engine
+                    },
+                    1,
+                );
                 queue.recycle(f);
             }
             Some(Verdict::Drop(_) | Verdict::Consumed | Verdict::HandedOff) | None => {
@@ -413,14 +478,15 @@ mod tests {
             not_for_engine: 6,
             timer_polls_deferred: 7,
             reserve_tx: 8,
+            passed_on: 9,
         };
         let named = c.named();
         let values: Vec<u64> = named.iter().map(|&(_, v)| v).collect();
-        assert_eq!(values, [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(values, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
         let mut names: Vec<&str> = named.iter().map(|&(n, _)| n).collect();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), 8);
+        assert_eq!(names.len(), 9);
     }
 
     #[test]

@@ -390,6 +390,19 @@ impl QueueHandoff {
         r
     }
 
+    /// Re-injects a frame the engine gave back (a late segment of a flow it has just handed
+    /// over, `StackConfig::accepted_grace`) into the kernel through the TAP, which sends it
+    /// into the NIC's ingress: the kernel's socket, or TC's handoff, takes it from there.
+    pub fn pass_on(&mut self, frame: &[u8]) -> bool {
+        match syscall::write_frame(self.tap.as_fd(), frame) {
+            Ok(_) => true,
+            Err(_) => {
+                HandoffStats::bump(&self.stats.tap_errors);
+                false
+            }
+        }
+    }
+
     fn try_hand_over(
         &mut self,
         engine: &Worker,

@@ -44,7 +44,7 @@ pub mod xdp_prog;
 #[allow(unsafe_code)]
 pub mod xsk;
 
-pub use datapath::{Datapath, DatapathConfig, QueueCounters, QueueStats, Round};
+pub use datapath::{Datapath, DatapathConfig, QueueCounters, QueueHook, QueueStats, Round};
 pub use handoff::{HandoffFailure, HandoffSetupError, HandoffStats, KernelHandoff, QueueHandoff};
 pub use iface::IfaceError;
 pub use kernel_listener::{AppSocketOptions, KernelListener, SockDiag};

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use synline_core::{Stack, Worker};
 
-use crate::datapath::{Datapath, DatapathConfig, QueueStats, Round};
+use crate::datapath::{Datapath, DatapathConfig, QueueHook, QueueStats, Round};
 use crate::iface::{self, IfaceError};
 use crate::sched::{self, SchedError};
 use crate::xdp_prog::{AttachMode, XdpCounters, XdpError, XdpProgram};
@@ -149,7 +149,7 @@ pub enum PortError {
 /// One queue's counters: the worker's own, and the kernel's for its AF_XDP socket
 /// (`getsockopt(XDP_STATISTICS)`): frames the kernel dropped before the socket saw them, for a
 /// full RX ring or an empty fill ring, which no user-space counter can see. The worker refreshes
-/// the kernel's every 1024 rounds and when it stops.
+/// the kernel's every 1024 rounds, at least once a second, and when it stops.
 #[derive(Debug, Default)]
 pub struct QueueShared {
     /// The worker's counters.
@@ -323,8 +323,8 @@ impl Port {
     }
 
     /// Starts one worker thread per queue, each running `stack`'s worker of the same index
-    /// until `stop` is set or its socket fails. `hook(queue)` makes each worker's per-round
-    /// hook, called after every round on the worker's thread.
+    /// until `stop` is set or its socket fails. `hook(queue)` makes each worker's
+    /// [`QueueHook`] (a closure over [`RoundCtx`] is one: it runs after every round).
     pub fn spawn<H>(
         &mut self,
         stack: &Stack,
@@ -333,7 +333,7 @@ impl Port {
         mut hook: impl FnMut(u32) -> H,
     ) -> Result<Workers, PortError>
     where
-        H: FnMut(&mut RoundCtx<'_>) + Send + 'static,
+        H: QueueHook + 'static,
     {
         if self.queues.is_empty() {
             return Err(PortError::AlreadySpawned);
@@ -363,12 +363,18 @@ impl Port {
             let h = hook(q);
             let t = std::thread::Builder::new()
                 .name(format!("{}-q{q}", cfg.name))
-                .spawn(move || ctx.run(h))
-                .map_err(|source| {
-                    stop.store(true, Ordering::Relaxed);
-                    PortError::Spawn { queue: q, source }
-                })?;
-            threads.push(t);
+                .spawn(move || ctx.run(h));
+            match t {
+                Ok(t) => threads.push(t),
+                Err(source) => {
+                    // The ones already running stop and are joined (Workers' Drop).
+                    drop(Workers {
+                        threads,
+                        stop: stop.clone(),
+                    });
+                    return Err(PortError::Spawn { queue: q, source });
+                }
+            }
         }
         Ok(Workers { threads, stop })
     }
@@ -401,10 +407,10 @@ impl Workers {
     }
 
     /// Stops and joins every worker; the first error.
-    pub fn join(self) -> Result<(), PortError> {
+    pub fn join(mut self) -> Result<(), PortError> {
         self.stop();
         let mut first = Ok(());
-        for (q, t) in self.threads.into_iter().enumerate() {
+        for (q, t) in std::mem::take(&mut self.threads).into_iter().enumerate() {
             let r = t
                 .join()
                 .unwrap_or(Err(PortError::Panicked { queue: q as u32 }));
@@ -413,6 +419,17 @@ impl Workers {
             }
         }
         first
+    }
+}
+
+impl Drop for Workers {
+    /// Workers never outlive their handle: an early return between `spawn` and `join`
+    /// stops and joins them (within one idle wait).
+    fn drop(&mut self) {
+        self.stop();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
     }
 }
 
@@ -429,7 +446,7 @@ struct WorkerLoop {
 }
 
 impl WorkerLoop {
-    fn run(mut self, mut hook: impl FnMut(&mut RoundCtx<'_>)) -> Result<(), PortError> {
+    fn run(mut self, mut hook: impl QueueHook) -> Result<(), PortError> {
         if let Some(c) = self.cpu {
             sched::pin_current_thread(c)?;
         }
@@ -437,6 +454,7 @@ impl WorkerLoop {
             sched::set_fifo_priority(p)?;
         }
         let mut rounds = 0u32;
+        let mut kernel_read = sched::monotonic_now();
         let r = loop {
             if self.stop.load(Ordering::Relaxed) {
                 break Ok(());
@@ -447,11 +465,12 @@ impl WorkerLoop {
                 &mut self.engine,
                 now,
                 &self.shared.worker,
+                &mut hook,
             ) {
                 Ok(r) => r,
                 Err(e) => break Err(e),
             };
-            hook(&mut RoundCtx {
+            hook.after_round(&mut RoundCtx {
                 queue: self.queue,
                 engine: &mut self.engine,
                 now,
@@ -460,8 +479,10 @@ impl WorkerLoop {
                 xsk: &mut self.xsk,
             });
             rounds = rounds.wrapping_add(1);
-            if rounds % 1024 == 0 {
+            // Every 1024 rounds under load, and at least each second when idle rounds sleep.
+            if rounds % 1024 == 0 || now.saturating_sub(kernel_read) >= Duration::from_secs(1) {
                 self.shared.read_kernel(&self.xsk);
+                kernel_read = now;
             }
             if let Err(e) = self.datapath.idle(&mut self.xsk, &self.engine, round, now) {
                 break Err(e);

@@ -103,8 +103,8 @@ fn case(desc: impl Into<String>, frame: Vec<u8>, expect: Expect) -> Case {
 
 fn diff(after: &XdpCounters, before: &XdpCounters) -> XdpCounters {
     let (a, b) = (after.named(), before.named());
-    let mut d = [0u64; 9];
-    for i in 0..9 {
+    let mut d = [0u64; 15];
+    for i in 0..15 {
         d[i] = a[i].1 - b[i].1;
     }
     XdpCounters {
@@ -117,6 +117,12 @@ fn diff(after: &XdpCounters, before: &XdpCounters) -> XdpCounters {
         ipv6_ext_hdr: d[6],
         ip_fragment: d[7],
         malformed: d[8],
+        kernel_flow: d[9],
+        tc_assigned: d[10],
+        tc_assign_failed: d[11],
+        tc_no_listener: d[12],
+        tc_established: d[13],
+        tc_reinjected: d[14],
     }
 }
 

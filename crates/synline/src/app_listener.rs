@@ -38,7 +38,8 @@ pub fn fit_to_kernel(specs: &mut [ListenerSpec]) -> Result<Vec<String>> {
     }
     let mut notes = Vec::new();
     for s in specs.iter_mut() {
-        let checks: [(&str, bool, bool, fn(&mut ListenerConfig)); 4] = [
+        type Check = (&'static str, bool, bool, fn(&mut ListenerConfig));
+        let checks: [Check; 4] = [
             (
                 "tcp_timestamps",
                 s.config.timestamps != 0,

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use synline_core::{AddressFamily, DropReason, Mib, Secrets, Socket, Stack, StackConfig};
 use synline_xdp::{
     AttachMode, BindMode, HandoffFailure, KernelHandoff, Port, PortConfig, PortError,
-    QueueHandoff, QueueShared, RoundCtx, SockDiag, WorkerConfig, XskConfig,
+    QueueHandoff, QueueHook, QueueShared, RoundCtx, SockDiag, WorkerConfig, XskConfig,
 };
 
 /// Options of `synline run` beyond the listeners.
@@ -51,6 +51,11 @@ pub struct RunOptions {
     /// What becomes of accepted connections.
     pub accept: AcceptMode,
 }
+
+/// How long a handed-over flow's late segments (already on their way to the engine when it
+/// handed the flow over) are re-injected into the kernel rather than answered by the listener.
+/// The `handed` map sends everything later to the kernel directly.
+const ACCEPTED_GRACE: Duration = Duration::from_secs(2);
 
 /// `--accept`: what becomes of a connection the engine accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -221,6 +226,13 @@ pub fn run(mut config: Config, opts: &RunOptions) -> Result<()> {
     let stack = Stack::new(
         StackConfig {
             workers: queues as usize,
+            // The kernel is the established table (D-2): late segments of a flow just handed
+            // over go to it, not to the listener's RST.
+            accepted_grace: if kernel {
+                ACCEPTED_GRACE
+            } else {
+                Duration::ZERO
+            },
             ..config.stack
         },
         secrets_from_os()?,
@@ -344,32 +356,12 @@ pub fn run(mut config: Config, opts: &RunOptions) -> Result<()> {
             ..WorkerConfig::default()
         },
         stop.clone(),
-        |q| {
-            let (socks, out) = (socks.clone(), out.clone());
-            let mut to_kernel = queue_handoffs[q as usize].take();
-            move |ctx: &mut RoundCtx<'_>| {
-                for s in socks.iter() {
-                    for _ in 0..64 {
-                        let Ok(c) = s.accept() else { break };
-                        let reset = match to_kernel.as_mut() {
-                            Some(h) => match h.hand_over(ctx.engine, &c, ctx.now.as_secs() as u32) {
-                                Ok(()) | Err(HandoffFailure::Tap(_)) => false,
-                                Err(_) => true,
-                            },
-                            None => {
-                                let line = child_log::json_line(&c);
-                                if let Ok(mut o) = out.lock() {
-                                    let _ = writeln!(o, "{line}");
-                                }
-                                true
-                            }
-                        };
-                        if reset {
-                            ctx.originate(|engine, b| engine.write_child_rst(&c, b).ok());
-                        }
-                    }
-                }
-            }
+        |q| AcceptHook {
+            socks: socks.clone(),
+            out: out.clone(),
+            to_kernel: queue_handoffs[q as usize].take(),
+            reset: Vec::new(),
+            now_secs: 0,
         },
     )?;
 
@@ -403,10 +395,11 @@ pub fn run(mut config: Config, opts: &RunOptions) -> Result<()> {
                 Err(e) => eprintln!("synline: reading the kernel's listeners: {e:#}"),
             }
         }
+        // The program's and the handoff's counters, as fresh as the stats socket wants them.
+        if let Ok(mut x) = xdp_counters.lock() {
+            *x = extra_now(&port, &handoff);
+        }
         if rates.at.elapsed() >= Duration::from_secs(1) {
-            if let Ok(mut x) = xdp_counters.lock() {
-                *x = extra_now(&port, &handoff);
-            }
             let line = rates.line(stack.stats());
             if tty {
                 eprint!("\r\x1b[2K{line}");
@@ -443,6 +436,60 @@ pub fn run(mut config: Config, opts: &RunOptions) -> Result<()> {
     match failed {
         Some(e) => Err(anyhow::Error::new(e).context("worker")),
         None => Ok(()),
+    }
+}
+
+/// A worker's side of `--accept`: children go to the kernel the moment they are made (before
+/// the next frame of the batch, whose segments may be the flow's next), or to the log; a child
+/// that cannot be handed over is reset after the round, from this worker's queue.
+struct AcceptHook {
+    socks: Arc<Vec<Socket>>,
+    out: Arc<Mutex<std::io::Stdout>>,
+    to_kernel: Option<QueueHandoff>,
+    reset: Vec<synline_core::Child>,
+    now_secs: u32,
+}
+
+impl QueueHook for AcceptHook {
+    fn child_made(&mut self, engine: &mut synline_core::Worker) {
+        let Some(h) = self.to_kernel.as_mut() else {
+            return;
+        };
+        for s in self.socks.iter() {
+            while let Ok(c) = s.accept() {
+                match h.hand_over(engine, &c, self.now_secs) {
+                    // A TAP error leaves the map entry: the peer's next segment completes it.
+                    Ok(()) | Err(HandoffFailure::Tap(_)) => {}
+                    Err(_) => self.reset.push(c),
+                }
+            }
+        }
+    }
+
+    fn pass(&mut self, frame: &[u8]) -> bool {
+        self.to_kernel.as_mut().is_some_and(|h| h.pass_on(frame))
+    }
+
+    fn after_round(&mut self, ctx: &mut RoundCtx<'_>) {
+        self.now_secs = ctx.now.as_secs() as u32;
+        if self.to_kernel.is_some() {
+            // Children from hand-offs between workers and timers arrive between frames too.
+            self.child_made(ctx.engine);
+        } else {
+            for s in self.socks.iter() {
+                for _ in 0..64 {
+                    let Ok(c) = s.accept() else { break };
+                    let line = child_log::json_line(&c);
+                    if let Ok(mut o) = self.out.lock() {
+                        let _ = writeln!(o, "{line}");
+                    }
+                    self.reset.push(c);
+                }
+            }
+        }
+        for c in self.reset.drain(..) {
+            ctx.originate(|engine, b| engine.write_child_rst(&c, b).ok());
+        }
     }
 }
 
