@@ -74,6 +74,9 @@ mod tests {
         assert!(!a.contains(&key(1), 7, t + Duration::from_secs(1)));
         assert!(!a.contains(&key(2), 7, t), "another key in the same slot");
         a.insert(key(2), 7, t);
-        assert!(!a.contains(&key(1), 7, t), "a collision forgets the older flow");
+        assert!(
+            !a.contains(&key(1), 7, t),
+            "a collision forgets the older flow"
+        );
     }
 }

@@ -424,7 +424,11 @@ impl Worker {
     /// order, and FIN for a CLOSE_WAIT child. For an embedder that hands the connection to
     /// another TCP stack which must see the handshake's last segment (the daemon re-injects it
     /// into the kernel). Not counted as sent: it never leaves the host.
-    pub fn write_child_ack(&self, child: &crate::Child, buf: &mut [u8]) -> Result<usize, WireError> {
+    pub fn write_child_ack(
+        &self,
+        child: &crate::Child,
+        buf: &mut [u8],
+    ) -> Result<usize, WireError> {
         let mut flags = TcpFlags::ACK;
         if !child.data.is_empty() {
             flags = flags | TcpFlags::PSH;

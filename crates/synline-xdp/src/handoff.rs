@@ -208,11 +208,23 @@ impl HandoffStats {
     pub fn named(&self) -> [(&'static str, u64); 7] {
         [
             ("SynlineKernelHandoffs", self.handed.load(Relaxed)),
-            ("SynlineKernelHandoffMssTooSmall", self.mss_too_small.load(Relaxed)),
+            (
+                "SynlineKernelHandoffMssTooSmall",
+                self.mss_too_small.load(Relaxed),
+            ),
             ("SynlineKernelHandoffMapFull", self.map_full.load(Relaxed)),
-            ("SynlineKernelHandoffMapErrors", self.map_errors.load(Relaxed)),
-            ("SynlineKernelHandoffFrameErrors", self.frame_errors.load(Relaxed)),
-            ("SynlineKernelHandoffTapErrors", self.tap_errors.load(Relaxed)),
+            (
+                "SynlineKernelHandoffMapErrors",
+                self.map_errors.load(Relaxed),
+            ),
+            (
+                "SynlineKernelHandoffFrameErrors",
+                self.frame_errors.load(Relaxed),
+            ),
+            (
+                "SynlineKernelHandoffTapErrors",
+                self.tap_errors.load(Relaxed),
+            ),
             ("SynlineKernelHandoffSwept", self.swept.load(Relaxed)),
         ]
     }
@@ -348,10 +360,7 @@ impl KernelHandoff {
                 }
             }
         }
-        let n = old
-            .iter()
-            .filter(|k| self.map.delete(k).is_ok())
-            .count();
+        let n = old.iter().filter(|k| self.map.delete(k).is_ok()).count();
         self.stats.swept.fetch_add(n as u64, Relaxed);
         n
     }

@@ -125,7 +125,10 @@ impl SockDiag {
                 let len = u32::from_ne_bytes(b[0..4].try_into().expect("4 bytes")) as usize;
                 let ty = u16::from_ne_bytes(b[4..6].try_into().expect("2 bytes"));
                 if len < NLMSG_HDR || len > b.len() {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "short netlink message"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "short netlink message",
+                    ));
                 }
                 match ty {
                     NLMSG_DONE => return Ok(()),
@@ -278,8 +281,14 @@ mod tests {
             v6only,
         };
         let set = [l("[::]:80", false), l("198.18.0.1:81", false)];
-        assert_eq!(serving(&set, "198.18.0.1:80".parse().unwrap()), Some(&set[0]));
-        assert_eq!(serving(&set, "198.18.0.1:81".parse().unwrap()), Some(&set[1]));
+        assert_eq!(
+            serving(&set, "198.18.0.1:80".parse().unwrap()),
+            Some(&set[0])
+        );
+        assert_eq!(
+            serving(&set, "198.18.0.1:81".parse().unwrap()),
+            Some(&set[1])
+        );
         assert_eq!(serving(&set, "198.18.0.2:81".parse().unwrap()), None);
         let v6only = [l("[::]:80", true)];
         assert_eq!(serving(&v6only, "198.18.0.1:80".parse().unwrap()), None);

@@ -211,7 +211,6 @@ pub(crate) fn monotonic() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-
 // ---- the kernel handoff: a TAP device, sock_diag, another process's socket options ----
 
 /// `struct ifreq` with the name and the flags member (40 bytes on 64-bit Linux).

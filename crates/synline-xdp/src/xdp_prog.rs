@@ -22,7 +22,6 @@ use libbpf_rs::{
 const TC_HANDLE: u32 = 0x5e1;
 const TC_PRIORITY: u32 = 1;
 
-
 use crate::bpf::{types, SynlineSkel, SynlineSkelBuilder};
 
 /// Bytes of a key of the `listeners` map (`struct listener_key` in `bpf/synline.h`):

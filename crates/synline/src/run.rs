@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use synline_core::{AddressFamily, DropReason, Mib, Secrets, Socket, Stack, StackConfig};
 use synline_xdp::{
-    AttachMode, BindMode, HandoffFailure, KernelHandoff, Port, PortConfig, PortError,
-    QueueHandoff, QueueHook, QueueShared, RoundCtx, SockDiag, WorkerConfig, XskConfig,
+    AttachMode, BindMode, HandoffFailure, KernelHandoff, Port, PortConfig, PortError, QueueHandoff,
+    QueueHook, QueueShared, RoundCtx, SockDiag, WorkerConfig, XskConfig,
 };
 
 /// Options of `synline run` beyond the listeners.

@@ -253,7 +253,10 @@ impl<'a> Daemon<'a> {
         let err = net.dir.join(format!("{name}.stderr"));
         let sock = net.dir.join(format!("{name}.sock"));
         let child = net
-            .exec(&net.srv, &[BIN, "run", "--accept", "log", "--iface", SRV_DEV])
+            .exec(
+                &net.srv,
+                &[BIN, "run", "--accept", "log", "--iface", SRV_DEV],
+            )
             .arg("--stats-socket")
             .arg(&sock)
             .args(["--duration", DAEMON_BACKSTOP_SECS])
