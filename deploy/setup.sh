@@ -2,10 +2,12 @@
 # Installs what building and testing synline needs on a Debian 12 machine: the C toolchain
 # for the XDP program (clang, llvm, libbpf, libelf, zlib), m4 (libxdp-sys), pkg-config,
 # iproute2 and ethtool (namespaces, veth channels), ping (end-to-end tests), tcpdump
-# (fixtures), and checks for a Rust toolchain. Idempotent: installs only what is missing.
+# (fixtures), procps (kill, sysctl), curl, python3 and nginx (the servers and clients of the
+# kernel-handoff tests and the demo), util-linux (setpriv), and checks for a Rust toolchain.
+# Idempotent: installs only what is missing.
 set -euo pipefail
 
-pkgs=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config m4 ethtool iproute2 iputils-ping tcpdump gcc make nftables fonts-dejavu-core)
+pkgs=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config m4 ethtool iproute2 iputils-ping tcpdump gcc make nftables fonts-dejavu-core procps curl python3 nginx util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,7 +17,17 @@ if ((${#missing[@]})); then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq
+    # No service starts from a package's install script (nginx would take port 80 of this
+    # host): the tests start their own servers in their own namespaces.
+    policy=/usr/sbin/policy-rc.d
+    own_policy=false
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+        $SUDO chmod +x "$policy"
+        own_policy=true
+    fi
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    if $own_policy; then $SUDO rm -f "$policy"; fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

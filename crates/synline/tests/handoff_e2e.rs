@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use synline_testns::{must, text, VethPair, VethSpec, CLI_V4, SRV_V4, SRV_V6};
+use synline_testns::{must, text, VethPair, VethSpec, SRV_V4, SRV_V6};
 
 const BIN: &str = env!("CARGO_BIN_EXE_synline");
 const SRV_DEV: &str = "veth-s";
@@ -532,13 +532,12 @@ fn unmodified_servers_serve_curl_through_synline() {
             let h = s.spawn(move || w2.client_json(&[SRV_V4, port, "hold1.5"]));
             std::thread::sleep(Duration::from_millis(700));
             let ss = ss_options(w2, w2.srv(), port.parse().unwrap());
-            let local = h.join().unwrap();
-            let _ = local;
+            h.join().unwrap();
             let info = server
                 .log()
                 .lines()
                 .filter(|l| l.starts_with('{'))
-                .last()
+                .next_back()
                 .map(|l| serde_json::from_str::<Value>(l).unwrap())
                 .expect("TCP_INFO of the held connection");
             (info, ss)
@@ -597,7 +596,6 @@ fn unmodified_servers_serve_curl_through_synline() {
         st["SynlineXdpKernelFlow"] > 1000,
         "established traffic passed: {st:?}"
     );
-    let _ = CLI_V4;
 }
 
 #[test]
