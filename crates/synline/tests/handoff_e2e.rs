@@ -536,8 +536,7 @@ fn unmodified_servers_serve_curl_through_synline() {
             let info = server
                 .log()
                 .lines()
-                .filter(|l| l.starts_with('{'))
-                .next_back()
+                .rfind(|l| l.starts_with('{'))
                 .map(|l| serde_json::from_str::<Value>(l).unwrap())
                 .expect("TCP_INFO of the held connection");
             (info, ss)
