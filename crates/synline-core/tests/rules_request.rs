@@ -9,7 +9,9 @@ use util::*;
 
 use std::time::Duration;
 use synline_core::secure_seq::ts_clock_ms;
-use synline_core::{ChildState, DropReason, ListenerConfig, Mib, Verdict};
+use synline_core::{
+    ChildState, DropReason, ListenerConfig, Mib, StackConfig, SyncookieMode, Verdict,
+};
 use synline_wire::{OptionsOut, SeqNumber, TcpFlags, Timestamps};
 
 /// W with timestamps (Q-5, measured on 6.18) and the default shift (tcp_rmem[2] 32 MB).
@@ -1397,4 +1399,54 @@ fn p1_rst_acknowledges_syn_fin_and_payload() {
     );
     let out = h.feed(&f);
     assert_p1_rst(out.reply(), None, seq + 1 + 1 + 5, "SYN|FIN with 5 bytes");
+}
+
+/// D-2 with `StackConfig::accepted_grace`: the established table is the embedder's (the
+/// daemon hands children to the kernel), so for the grace after a child is made, the flow's
+/// late segments are the embedder's to decide (Pass), not the listener's RST (L-2); after it,
+/// the listener answers again. Off (the default), they get the RST at once.
+#[test]
+fn d2_accepted_grace_passes_late_segments_to_the_embedder() {
+    for (grace_ms, cookies) in [
+        (0u64, SyncookieMode::Never),
+        (2000, SyncookieMode::Never),
+        (2000, SyncookieMode::Always),
+    ] {
+        let sc = StackConfig {
+            accepted_grace: Duration::from_millis(grace_ms),
+            ..StackConfig::default()
+        };
+        let cfg = ListenerConfig {
+            syncookies: cookies,
+            ..ListenerConfig::default()
+        };
+        let mut h = Harness::with_stack(sc, v4_server(), cfg, 128);
+        let mut p = Peer::v4(40000);
+        handshake(&mut h, &mut p);
+        assert!(h.accept().is_some());
+        // The client's first data, right behind its third ACK.
+        let data = p.frame(
+            TcpFlags::ACK | TcpFlags::PSH,
+            p.isn + 1,
+            p.iss + 1,
+            p.ack_options(1),
+            b"GET / HTTP/1.1\r\n\r\n",
+        );
+        let why = format!("grace {grace_ms} ms, {cookies:?}");
+        let out = h.feed(&data);
+        if grace_ms == 0 {
+            // Without the grace a cookie flow's data carries a valid cookie and makes a second
+            // child (documented); a request flow's meets the listener's RST.
+            match cookies {
+                SyncookieMode::Always => assert_eq!(out.verdict, Verdict::Consumed, "{why}"),
+                _ => assert!(out.reply().is_rst(), "{why}: {:?}", out.verdict),
+            }
+            continue;
+        }
+        assert_eq!(out.verdict, Verdict::Pass, "{why}");
+        assert!(h.accept().is_none(), "{why}: no second child");
+        h.advance(Duration::from_millis(grace_ms));
+        let out = h.feed(&data);
+        assert_ne!(out.verdict, Verdict::Pass, "{why}: after the grace");
+    }
 }
