@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release -p synline
+cargo build --release -p synline -p synline-bench --bin synline --bin synline-loadgen
 exec ./deploy/netns-demo.sh

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# The main job, in namespaces: a server namespace running synline on one end of a veth pair,
-# a client namespace on the other end running real Linux connect() calls, the connections
-# and the counters shown, everything removed at the end, also when interrupted.
+# The main job, in namespaces: a server namespace with Debian's nginx and synline on one end
+# of a veth pair (synline answers every SYN; nginx gets each accepted connection from its own
+# accept()), a client namespace on the other end with curl (the Linux kernel is the client),
+# then a SYN flood from synline-loadgen while curl clients keep being served; the counters
+# shown, everything removed at the end, also when interrupted.
 #
 # Addresses are from the benchmarking ranges only: 198.18.0.1/24 (synline), 198.18.0.2/24
 # (clients), 2001:2::1/64 and 2001:2::2/64.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${SYNLINE_BIN:-./target/release/synline}
-CLIENTS=${CLIENTS:-10}
+LOADGEN=${LOADGEN_BIN:-./target/release/synline-loadgen}
+FLOOD_PPS=${FLOOD_PPS:-100000}
+CURLS=${CURLS:-200}
+TMPD=$(mktemp -d /tmp/synline-demo.XXXXXX)
+NGINX=
 SRV=synline-demo-srv-$$
 CLI=synline-demo-cli-$$
 SOCK=/tmp/synline-demo-$$.sock
@@ -21,9 +27,10 @@ cleanup() {
         kill -INT "$PID" 2>/dev/null || true
         wait "$PID" 2>/dev/null || true
     fi
+    if [ -n "$NGINX" ]; then kill "$NGINX" 2>/dev/null || true; wait "$NGINX" 2>/dev/null || true; fi
     ip netns del "$SRV" 2>/dev/null || true
     ip netns del "$CLI" 2>/dev/null || true
-    rm -f "$SOCK" "$LOG"
+    rm -rf "$SOCK" "$LOG" "$TMPD"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -49,55 +56,62 @@ ip netns exec "$CLI" ethtool -K veth-c tx off rx off >/dev/null
 ip -n "$SRV" link set veth-s up
 ip -n "$CLI" link set veth-c up
 
-# TCP_DEFER_ACCEPT: the child is made when the client's first bytes arrive, so the log shows
-# them, and connect() has returned before synline resets the connection it cannot serve yet.
-echo "== synline run on veth-s: 198.18.0.1:8080 and [2001:2::1]:8080, TCP_DEFER_ACCEPT=1"
+# A real server: Debian's nginx in the server namespace, on port 80 of both addresses.
+WWW=$TMPD/www
+mkdir -p "$WWW"
+echo "hello from nginx, through synline" >"$WWW/index.html"
+head -c 1048576 /dev/urandom >"$WWW/big.bin"
+chmod -R a+rX "$TMPD"
+cat >"$TMPD/nginx.conf" <<EOF
+daemon off; worker_processes 1; pid $TMPD/nginx.pid; error_log $TMPD/nginx.err;
+events {}
+http { access_log off; client_body_temp_path $TMPD/body; proxy_temp_path $TMPD/proxy;
+  fastcgi_temp_path $TMPD/fcgi; uwsgi_temp_path $TMPD/uwsgi; scgi_temp_path $TMPD/scgi;
+  server { listen 80; listen [::]:80; root $WWW; } }
+EOF
+echo "== nginx in $SRV on port 80 (its own listen() and accept(), nothing changed)"
+ip netns exec "$SRV" nginx -c "$TMPD/nginx.conf" &
+NGINX=$!
+for _ in $(seq 50); do ip netns exec "$SRV" ss -Hltn 'sport = :80' | grep -q . && break; sleep 0.1; done
+
+echo "== synline run on veth-s for 198.18.0.1:80 and [2001:2::1]:80 (embedded defaults: Linux's)"
 ip netns exec "$SRV" "$BIN" run --iface veth-s \
-    --listen 198.18.0.1:8080,backlog=128,TCP_DEFER_ACCEPT=1 \
-    --listen '[2001:2::1]:8080,backlog=128,TCP_DEFER_ACCEPT=1' \
-    --stats-socket "$SOCK" >"$LOG" &
+    --listen 198.18.0.1:80 --listen '[2001:2::1]:80' \
+    --stats-socket "$SOCK" 2>"$LOG" &
 PID=$!
-for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
-[ -S "$SOCK" ] || { echo "netns-demo: synline did not start" >&2; exit 1; }
+for _ in $(seq 100); do grep -q "application listens" "$LOG" 2>/dev/null && [ -S "$SOCK" ] && break; sleep 0.1; done
+grep -q "application listens" "$LOG" || { cat "$LOG"; echo "netns-demo: synline did not start" >&2; exit 1; }
+sed 's/^/  /' "$LOG"
 
-echo "== $CLIENTS IPv4 and $CLIENTS IPv6 clients connect() from $CLI (the Linux kernel is the client)"
-ip netns exec "$CLI" python3 - "$CLIENTS" <<'PY'
-import socket, sys, time
-n = int(sys.argv[1])
-ok = 0
-for fam, addr in ((socket.AF_INET, "198.18.0.1"), (socket.AF_INET6, "2001:2::1")):
-    for i in range(n):
-        s = socket.socket(fam, socket.SOCK_STREAM)
-        s.settimeout(5)
-        t = time.monotonic()
-        try:
-            s.connect((addr, 8080))
-        except OSError as e:
-            print(f"  connect {addr}:8080: {e}")
-            s.close()
-            continue
-        ms = (time.monotonic() - t) * 1000
-        ok += 1
-        port = s.getsockname()[1]
-        try:
-            # synline logs the connection and resets it (no application behind it yet): the
-            # request may meet that RST.
-            s.send(b"GET /%d HTTP/1.0\r\n\r\n" % i)
-        except OSError:
-            pass
-        s.close()
-        print(f"  connect {addr}:8080 from port {port}: established in {ms:.2f} ms")
-print(f"  {ok} of {2 * n} connections established")
-sys.exit(0 if ok == 2 * n else 1)
+echo "== curl from $CLI (the Linux kernel is the client): synline answers the SYN, nginx serves"
+for url in http://198.18.0.1/ 'http://[2001:2::1]/'; do
+    ip netns exec "$CLI" curl -sS -m 5 -o "$TMPD/index.out" -w "  %{http_code}, %{size_download} bytes in %{time_total} s from $url: " "$url"
+    cat "$TMPD/index.out"
+done
+for url in http://198.18.0.1/big.bin 'http://[2001:2::1]/big.bin'; do
+    ip netns exec "$CLI" curl -sS -m 10 -o "$TMPD/got.bin" -w "  %{http_code}, %{size_download} bytes from $url" "$url"
+    if cmp -s "$TMPD/got.bin" "$WWW/big.bin"; then echo " (byte for byte)"; else echo " (DIFFERENT)"; exit 1; fi
+done
+
+echo "== a SYN flood ($FLOOD_PPS SYN/s from random 198.18.128.0/17 sources, synline-loadgen) while $CURLS curl clients fetch the page"
+SRV_MAC=$(ip netns exec "$SRV" cat /sys/class/net/veth-s/address)
+ip netns exec "$CLI" "$LOADGEN" --iface veth-c --dst 198.18.0.1:80 --dst-mac "$SRV_MAC" \
+    --rate "$FLOOD_PPS" --duration 8 --json --quiet >"$TMPD/flood.json" 2>"$TMPD/flood.err" &
+FLOOD=$!
+sleep 1
+served=$(ip netns exec "$CLI" bash -c "seq $CURLS | xargs -P 20 -I{} curl -s -o /dev/null -m 10 -w '%{http_code}\n' http://198.18.0.1/" | grep -c '^200$' || true)
+wait "$FLOOD" || true
+echo "  $served of $CURLS curl clients served during the flood"
+python3 - "$TMPD/flood.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+print(f"  flood: {j['sent']} SYNs at {j['sent_pps']:.0f}/s; {j['valid']} valid SYN-ACKs came back, {j['invalid']} invalid")
 PY
-sleep 0.3
-
-echo "== what synline logged (one JSON line per accepted connection, then an RST to the client)"
-head -n 4 "$LOG"
-echo "  ... $(wc -l <"$LOG") lines"
 
 echo "== synline stats (nstat format, non-zero counters)"
 "$BIN" stats --socket "$SOCK" | awk 'NR == 1 || $2 != 0'
+echo "== the kernel in $SRV made every connection synline accepted"
+ip netns exec "$SRV" nstat -az TcpPassiveOpens TcpExtListenOverflows TcpRetransSegs | sed 's/^/  /'
 
 echo "== traffic not for a listener still reaches the kernel"
 ip netns exec "$CLI" ping -c 1 -W 2 198.18.0.1 >/dev/null && echo "  ping 198.18.0.1: answered by the kernel"
