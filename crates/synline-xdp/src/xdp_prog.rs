@@ -525,6 +525,20 @@ impl XdpProgram {
         Ok(())
     }
 
+    /// Turns the XDP side of the kernel handoff on or off without the TC side: segments of
+    /// kernel-owned and handed-over connections pass (for tests and the per-packet cost
+    /// measurement; [`XdpProgram::attach_handoff`] does it for the daemon).
+    pub fn set_kernel_flows(&mut self, on: bool) -> Result<(), XdpError> {
+        let bss = self
+            .skel
+            .maps
+            .bss_data
+            .as_deref_mut()
+            .ok_or(XdpError::NoBss)?;
+        bss.handoff_on = u32::from(on);
+        Ok(())
+    }
+
     /// A handle on the `handed` map for the workers (it may move to their threads).
     pub fn handed_map(&self) -> Result<MapHandle, XdpError> {
         MapHandle::try_from(&self.skel.maps.handed).map_err(XdpError::MapHandle)
@@ -622,6 +636,30 @@ impl XdpProgram {
             *c.slot_mut(slot) = total;
         }
         Ok(c)
+    }
+
+    /// Runs the program `repeat` times on `frame` (BPF_PROG_TEST_RUN) and returns its action
+    /// and the kernel's mean time per run: the program's own cost per frame, without a NIC.
+    pub fn test_run_repeat(
+        &self,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<(XdpAction, std::time::Duration), XdpError> {
+        let input = ProgramInput {
+            data_in: Some(frame),
+            repeat,
+            ..ProgramInput::default()
+        };
+        let out = self
+            .skel
+            .progs
+            .synline_xdp
+            .test_run(input)
+            .map_err(|source| XdpError::TestRun {
+                len: frame.len(),
+                source,
+            })?;
+        Ok((XdpAction::from_raw(out.return_value), out.duration))
     }
 
     /// Runs the program once on `frame` (BPF_PROG_TEST_RUN), as if it arrived on rx queue 0
