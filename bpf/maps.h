@@ -36,14 +36,16 @@ struct {
 } counters SEC(".maps");
 
 /*
- * Connections the engine accepted and handed to the kernel (the daemon writes them, the TC
- * program reads them and removes them once the kernel has the socket; the daemon sweeps what
- * is left after two minutes). A plain hash, not LRU: a full map is a counted failure of the
- * daemon's write, never a silent eviction of a handoff in flight.
+ * Connections the engine accepted and handed to the kernel: the daemon writes them, the TC
+ * program reads them and removes them once the kernel has the socket. LRU: a flow that never
+ * sends another segment (a server that speaks first, a client that closes at once) never
+ * meets TC again, so its entry would stay; the oldest go when the map is full. An entry is
+ * used microseconds after it is written (the re-injected ACK), and by a retry within seconds;
+ * 262,144 entries hold minutes of handoffs at tens of thousands a second.
  */
-#define SYNLINE_MAX_HANDED 65536
+#define SYNLINE_MAX_HANDED 262144
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SYNLINE_MAX_HANDED);
 	__type(key, struct flow_key);
 	__type(value, struct handed_val);

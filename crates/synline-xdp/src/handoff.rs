@@ -33,8 +33,8 @@
 //!   the bare IP packet was refused by loose and strict rp_filter on IPv4).
 //! - `bpf_sk_assign_tcp_reqsk()` succeeding does not mean a child was made (a full accept
 //!   queue drops it), so the `handed` entry outlives one use: the peer's next segment passes
-//!   XDP because of it and tries again in TC. TC removes the entry once the socket exists;
-//!   the daemon sweeps entries older than two minutes.
+//!   XDP because of it and tries again in TC. TC removes the entry once the socket exists; an
+//!   LRU map drops the oldest of the rest (flows that never send again), so it never fills.
 //! - After that, per packet of an established connection, XDP pays one socket lookup and
 //!   passes the segment; synline adds nothing else.
 //!
@@ -61,11 +61,8 @@ use crate::xdp_prog::{XdpError, XdpProgram};
 pub const FLOW_KEY_LEN: usize = 40;
 /// Bytes of a value of the `handed` map (`struct handed_val`).
 pub const HANDED_VAL_LEN: usize = 24;
-/// Entries of the `handed` map (`SYNLINE_MAX_HANDED`).
-pub const MAX_HANDED: u32 = 65536;
-/// A `handed` entry older than this is swept: the connection either exists in the kernel by
-/// then or never will (the peer gave up).
-pub const HANDED_MAX_AGE_SECS: u32 = 120;
+/// Entries of the `handed` map (`SYNLINE_MAX_HANDED`), an LRU hash: the oldest go first.
+pub const MAX_HANDED: u32 = 262144;
 
 /// `struct flow_key` for a connection from `peer` to `local` (same family).
 ///
@@ -128,9 +125,6 @@ pub enum HandoffFailure {
     /// The peer's MSS is below what the kfunc accepts (536 for IPv4, 1220 for IPv6).
     #[error("peer MSS {0} below the kernel's minimum for bpf_sk_assign_tcp_reqsk")]
     MssTooSmall(u16),
-    /// The `handed` map is full (E2BIG).
-    #[error("bpf_map_update_elem on map handed: full ({MAX_HANDED} entries)")]
-    MapFull,
     /// Another failure of the map update.
     #[error("bpf_map_update_elem on map handed: {0}")]
     Map(#[source] libbpf_rs::Error),
@@ -192,11 +186,9 @@ impl ReqAttrs {
 pub struct HandoffStats {
     handed: AtomicU64,
     mss_too_small: AtomicU64,
-    map_full: AtomicU64,
     map_errors: AtomicU64,
     frame_errors: AtomicU64,
     tap_errors: AtomicU64,
-    swept: AtomicU64,
 }
 
 impl HandoffStats {
@@ -205,14 +197,13 @@ impl HandoffStats {
     }
 
     /// Names in nstat style, with their values.
-    pub fn named(&self) -> [(&'static str, u64); 7] {
+    pub fn named(&self) -> [(&'static str, u64); 5] {
         [
             ("SynlineKernelHandoffs", self.handed.load(Relaxed)),
             (
                 "SynlineKernelHandoffMssTooSmall",
                 self.mss_too_small.load(Relaxed),
             ),
-            ("SynlineKernelHandoffMapFull", self.map_full.load(Relaxed)),
             (
                 "SynlineKernelHandoffMapErrors",
                 self.map_errors.load(Relaxed),
@@ -225,14 +216,12 @@ impl HandoffStats {
                 "SynlineKernelHandoffTapErrors",
                 self.tap_errors.load(Relaxed),
             ),
-            ("SynlineKernelHandoffSwept", self.swept.load(Relaxed)),
         ]
     }
 
     fn failed(&self, f: &HandoffFailure) {
         Self::bump(match f {
             HandoffFailure::MssTooSmall(_) => &self.mss_too_small,
-            HandoffFailure::MapFull => &self.map_full,
             HandoffFailure::Map(_) => &self.map_errors,
             HandoffFailure::Frame(_) => &self.frame_errors,
             HandoffFailure::Tap(_) => &self.tap_errors,
@@ -344,31 +333,6 @@ impl KernelHandoff {
             buf: vec![0u8; 4096],
         })
     }
-
-    /// Removes `handed` entries written more than [`HANDED_MAX_AGE_SECS`] before `now_secs`
-    /// (the daemon's clock); how many.
-    pub fn sweep(&self, now_secs: u32) -> usize {
-        let mut old = Vec::new();
-        for key in self.map.keys() {
-            if let Ok(Some(v)) = self.map.lookup(&key, MapFlags::ANY) {
-                let created = v
-                    .get(20..24)
-                    .and_then(|b| b.try_into().ok())
-                    .map_or(0, u32::from_ne_bytes);
-                if now_secs.saturating_sub(created) > HANDED_MAX_AGE_SECS {
-                    old.push(key);
-                }
-            }
-        }
-        let n = old.iter().filter(|k| self.map.delete(k).is_ok()).count();
-        self.stats.swept.fetch_add(n as u64, Relaxed);
-        n
-    }
-
-    /// Entries in the `handed` map now (a walk: for tests and reports).
-    pub fn handed_len(&self) -> usize {
-        self.map.keys().count()
-    }
 }
 
 /// One worker's side of the handoff: its TAP queue, a map handle and a frame buffer.
@@ -422,14 +386,7 @@ impl QueueHandoff {
         let key = flow_key_bytes(child.remote, child.local);
         self.map
             .update(&key, &attrs.handed_val(now_secs), MapFlags::ANY)
-            .map_err(|e| {
-                // libbpf-rs keeps no errno here; E2BIG is "Argument list too long".
-                if e.to_string().contains("Argument list too long") {
-                    HandoffFailure::MapFull
-                } else {
-                    HandoffFailure::Map(e)
-                }
-            })?;
+            .map_err(HandoffFailure::Map)?;
         let n = engine
             .write_child_ack(child, &mut self.buf)
             .map_err(HandoffFailure::Frame)?;

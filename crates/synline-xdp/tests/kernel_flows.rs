@@ -110,11 +110,23 @@ fn kernel_owned_and_handed_flows_pass_everything_else_goes_to_the_engine() {
         )
         .unwrap();
     let table: [(&str, &[u8], &str); 5] = [
-        ("a segment of an established kernel socket", &established, "kernel_flow"),
+        (
+            "a segment of an established kernel socket",
+            &established,
+            "kernel_flow",
+        ),
         ("an ACK of a flow in `handed`", &handed_ack, "kernel_flow"),
-        ("an ACK the kernel does not know (a third ACK)", &third_ack, "engine"),
+        (
+            "an ACK the kernel does not know (a third ACK)",
+            &third_ack,
+            "engine",
+        ),
         ("an RST the kernel does not know", &rst_unknown, "engine"),
-        ("a SYN, even on an existing 4-tuple", &syn_from_peer, "engine"),
+        (
+            "a SYN, even on an existing 4-tuple",
+            &syn_from_peer,
+            "engine",
+        ),
     ];
     for (what, frame, want) in table {
         assert_eq!(outcome(&prog, frame), want, "{what}");
@@ -139,7 +151,10 @@ fn cost_per_established_segment_is_reported() {
     let mut rows = Vec::new();
     for on in [false, true] {
         prog.set_kernel_flows(on).unwrap();
-        for (name, f) in [("established", &established), ("not a listener", &other_port)] {
+        for (name, f) in [
+            ("established", &established),
+            ("not a listener", &other_port),
+        ] {
             let (_, t) = prog.test_run_repeat(f, 100_000).unwrap();
             rows.push(format!("handoff {on}: {name}: {} ns", t.as_nanos()));
         }

@@ -367,7 +367,6 @@ pub fn run(mut config: Config, opts: &RunOptions) -> Result<()> {
 
     let started = Instant::now();
     let mut rotated = Instant::now();
-    let mut swept = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let mut rates = Rates {
         last: stack.stats(),
@@ -403,12 +402,6 @@ pub fn run(mut config: Config, opts: &RunOptions) -> Result<()> {
             let line = rates.line(stack.stats());
             if tty {
                 eprint!("\r\x1b[2K{line}");
-            }
-        }
-        if let Some(h) = &handoff {
-            if swept.elapsed() >= Duration::from_secs(10) {
-                h.sweep(synline_xdp::monotonic_now().as_secs() as u32);
-                swept = Instant::now();
             }
         }
         if let Some(period) = opts.cookie_rotate {

@@ -200,7 +200,17 @@ impl Bg {
 }
 
 impl Drop for Bg {
+    /// SIGTERM first (nginx's master then stops its workers; a SIGKILLed master leaves them
+    /// running, holding the namespace), SIGKILL after two seconds.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let t = Instant::now();
+        while self.child.try_wait().ok().flatten().is_none() && t.elapsed() < Duration::from_secs(2)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
