@@ -44,6 +44,7 @@ pub fn ifindex(iface: &str) -> Result<u32, IfaceError> {
 /// RX queues of the interface: each needs an AF_XDP socket, or the listener traffic RSS puts
 /// on it is answered by nobody. At least 1.
 pub fn rx_queues(iface: &str) -> Result<u32, IfaceError> {
+    ifindex(iface)?;
     let path = format!("/sys/class/net/{iface}/queues");
     let n = std::fs::read_dir(&path)
         .map_err(|source| IfaceError::Queues {
@@ -71,6 +72,8 @@ mod tests {
     fn names_that_are_paths_are_refused() {
         for bad in ["", "..", ".", "a/b", "no-such-if0"] {
             let e = ifindex(bad).unwrap_err();
+            assert!(e.to_string().contains("no such interface"), "{bad}: {e}");
+            let e = rx_queues(bad).unwrap_err();
             assert!(e.to_string().contains("no such interface"), "{bad}: {e}");
         }
     }
