@@ -127,11 +127,16 @@ elif mode.startswith("late"):
 print(json.dumps(out), flush=True)
 "#;
 
-fn require(test: &str) -> bool {
-    synline_testns::require(
-        test,
-        &["ethtool", "python3", "curl", "nginx", "sysctl", "ss"],
-    )
+/// One test of this file at a time: "no retransmission in a clean run" means no other test's
+/// flood on the same two cores (the kernel's tail loss probes count as retransmissions).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn require(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
+    let tools = ["ethtool", "python3", "curl", "nginx", "sysctl", "ss"];
+    if !synline_testns::require(test, &tools) {
+        return None;
+    }
+    Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// A background process in a namespace, killed on drop.
@@ -411,9 +416,9 @@ fn ss_options(w: &World, ns: &str, sport: u16) -> String {
 
 #[test]
 fn unmodified_servers_serve_curl_through_synline() {
-    if !require("unmodified_servers_serve_curl_through_synline") {
+    let Some(_serial) = require("unmodified_servers_serve_curl_through_synline") else {
         return;
-    }
+    };
     let w = World::new("sho");
     let big = big();
     std::fs::write(w.dir.join("www/big.bin"), &big).unwrap();
@@ -609,9 +614,9 @@ fn unmodified_servers_serve_curl_through_synline() {
 
 #[test]
 fn defer_accept_on_the_apps_socket_holds_accept_until_data() {
-    if !require("defer_accept_on_the_apps_socket_holds_accept_until_data") {
+    let Some(_serial) = require("defer_accept_on_the_apps_socket_holds_accept_until_data") else {
         return;
-    }
+    };
     let w = World::new("shd");
     let app = Bg::start(
         w.srv(),
@@ -657,9 +662,9 @@ fn defer_accept_on_the_apps_socket_holds_accept_until_data() {
 
 #[test]
 fn app_down_means_rst_and_back_means_served() {
-    if !require("app_down_means_rst_and_back_means_served") {
+    let Some(_serial) = require("app_down_means_rst_and_back_means_served") else {
         return;
-    }
+    };
     let w = World::new("sha");
     let app = Bg::start(
         w.srv(),
@@ -754,9 +759,9 @@ const CURLS: usize = 1000;
 
 #[test]
 fn during_a_syn_flood_every_curl_client_is_served() {
-    if !require("during_a_syn_flood_every_curl_client_is_served") {
+    let Some(_serial) = require("during_a_syn_flood_every_curl_client_is_served") else {
         return;
-    }
+    };
     let Some(lg) = loadgen() else {
         assert!(
             !synline_testns::ci(),
