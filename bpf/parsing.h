@@ -33,6 +33,8 @@ struct vlan_hdr {
 struct seg_info {
 	struct listener_key key;
 	struct bpf_sock_tuple tuple;
+	__be32 seq;
+	__be32 ack;
 	__u8 flags;
 };
 
@@ -121,6 +123,8 @@ static __always_inline int parse_ipv4(void *data, void *data_end, int off, struc
 	si->tuple.ipv4.daddr = ip->daddr;
 	si->tuple.ipv4.sport = tcp->source;
 	si->tuple.ipv4.dport = tcp->dest;
+	si->seq = tcp->seq;
+	si->ack = tcp->ack_seq;
 	si->flags = tcp_flags(tcp);
 	return PARSE_TCP;
 }
@@ -167,6 +171,8 @@ static __always_inline int parse_ipv6(void *data, void *data_end, int off, struc
 	__builtin_memcpy(si->tuple.ipv6.daddr, &ip6->daddr, sizeof(ip6->daddr));
 	si->tuple.ipv6.sport = tcp->source;
 	si->tuple.ipv6.dport = tcp->dest;
+	si->seq = tcp->seq;
+	si->ack = tcp->ack_seq;
 	si->flags = tcp_flags(tcp);
 	return PARSE_TCP;
 }

@@ -226,6 +226,14 @@ int synline_tc(struct __sk_buff *skb)
 		count(SYNLINE_CNT_TC_ESTABLISHED);
 		return TC_ACT_OK;
 	}
+	/* The kfunc takes IRS = SEQ - 1 and ISS = ACK - 1 from this segment: only the handshake's
+	 * next segment may make the request. A later one (the peer's second data segment, say)
+	 * raced its flow's re-injected ACK here: the ACK makes the child, this one is resent. */
+	if (bpf_ntohl(si.seq) != hv->irs + 1 || bpf_ntohl(si.ack) != hv->iss + 1) {
+		bpf_sk_release(sk);
+		count(SYNLINE_CNT_TC_HELD);
+		return TC_ACT_SHOT;
+	}
 	tp = bpf_skc_to_tcp_sock(sk);
 	if (!ksym_exists(bpf_sk_assign_tcp_reqsk)) {
 		bpf_sk_release(sk);

@@ -77,10 +77,16 @@ struct bpf_tcp_req_attrs {
 	__u8 reserved[3];
 };
 
-/* Value of the `handed` map: the attributes, and when the daemon wrote them (its seconds). */
+/*
+ * Value of the `handed` map: the attributes, when the daemon wrote them (its seconds), and the
+ * handshake's ISNs (host order): only a segment at IRS + 1 acking ISS + 1 may make the kernel's
+ * request, since the kfunc takes both ISNs from the segment it is given.
+ */
 struct handed_val {
 	struct bpf_tcp_req_attrs attrs;
 	__u32 created;
+	__u32 irs;
+	__u32 iss;
 };
 
 /*
@@ -121,7 +127,11 @@ enum synline_counter {
 	SYNLINE_CNT_TC_ESTABLISHED = 13,
 	/* TC, tap ingress: a re-injected frame sent on into the NIC's ingress. */
 	SYNLINE_CNT_TC_REINJECTED = 14,
-	SYNLINE_CNT_MAX = 15,
+	/* TC: a segment of a handed-over flow that is not the handshake's next (SEQ != IRS + 1 or
+	 * ACK != ISS + 1) before the kernel has the socket: its child is on its way through the
+	 * TAP, and this segment must not make one from the wrong ISNs. Dropped; the peer resends. */
+	SYNLINE_CNT_TC_HELD = 15,
+	SYNLINE_CNT_MAX = 16,
 };
 
 #endif /* SYNLINE_H */

@@ -60,7 +60,7 @@ use crate::xdp_prog::{XdpError, XdpProgram};
 /// Bytes of a key of the `handed` map (`struct flow_key` in `bpf/synline.h`).
 pub const FLOW_KEY_LEN: usize = 40;
 /// Bytes of a value of the `handed` map (`struct handed_val`).
-pub const HANDED_VAL_LEN: usize = 24;
+pub const HANDED_VAL_LEN: usize = 32;
 /// Entries of the `handed` map (`SYNLINE_MAX_HANDED`), an LRU hash: the oldest go first.
 pub const MAX_HANDED: u32 = 262144;
 
@@ -163,8 +163,16 @@ impl ReqAttrs {
     }
 
     /// `struct handed_val`: the 20 bytes of `struct bpf_tcp_req_attrs` (reserved zero), then
-    /// `created` (the daemon's seconds).
-    pub fn handed_val(&self, created: u32) -> [u8; HANDED_VAL_LEN] {
+    /// `created` (the daemon's seconds), IRS and ISS (host order; TC lets only the segment at
+    /// IRS + 1 acking ISS + 1 make the kernel's request).
+    ///
+    /// ```text
+    ///  0        4        8     10 11 12 13 14 15 16 17    20        24     28     32
+    ///  +--------+--------+------+--+--+--+--+--+--+--+-----+---------+------+------+
+    ///  |rcv_tsval|rcv_tsecr| mss |rw|sw|ec|wo|so|to|uo|rsvd |created  | irs  | iss  |
+    ///  +--------+--------+------+--+--+--+--+--+--+--+-----+---------+------+------+
+    /// ```
+    pub fn handed_val(&self, created: u32, irs: u32, iss: u32) -> [u8; HANDED_VAL_LEN] {
         let mut v = [0u8; HANDED_VAL_LEN];
         v[0..4].copy_from_slice(&self.rcv_tsval.to_ne_bytes());
         v[4..8].copy_from_slice(&self.rcv_tsecr.to_ne_bytes());
@@ -177,6 +185,8 @@ impl ReqAttrs {
         v[15] = u8::from(self.tstamp_ok);
         // v[16] usec_ts_ok = 0, v[17..20] reserved = 0.
         v[20..24].copy_from_slice(&created.to_ne_bytes());
+        v[24..28].copy_from_slice(&irs.to_ne_bytes());
+        v[28..32].copy_from_slice(&iss.to_ne_bytes());
         v
     }
 }
@@ -385,7 +395,11 @@ impl QueueHandoff {
         let attrs = ReqAttrs::of(child)?;
         let key = flow_key_bytes(child.remote, child.local);
         self.map
-            .update(&key, &attrs.handed_val(now_secs), MapFlags::ANY)
+            .update(
+                &key,
+                &attrs.handed_val(now_secs, child.irs.0, child.iss.0),
+                MapFlags::ANY,
+            )
             .map_err(HandoffFailure::Map)?;
         let n = engine
             .write_child_ack(child, &mut self.buf)
@@ -433,11 +447,19 @@ mod tests {
             sack_ok: true,
             tstamp_ok: true,
         };
-        let v = a.handed_val(99);
+        let v = a.handed_val(99, 0x1111_2222, 0x3333_4444);
         assert_eq!(u32::from_ne_bytes(v[0..4].try_into().unwrap()), 0x0102_0304);
         assert_eq!(u32::from_ne_bytes(v[4..8].try_into().unwrap()), 0x0506_0708);
         assert_eq!(u16::from_ne_bytes(v[8..10].try_into().unwrap()), 1460);
         assert_eq!(v[10..20], [10, 7, 0, 1, 1, 1, 0, 0, 0, 0]);
         assert_eq!(u32::from_ne_bytes(v[20..24].try_into().unwrap()), 99);
+        assert_eq!(
+            u32::from_ne_bytes(v[24..28].try_into().unwrap()),
+            0x1111_2222
+        );
+        assert_eq!(
+            u32::from_ne_bytes(v[28..32].try_into().unwrap()),
+            0x3333_4444
+        );
     }
 }

@@ -169,10 +169,13 @@ pub struct XdpCounters {
     pub tc_established: u64,
     /// TC: frames re-injected through the TAP and sent into the NIC's ingress.
     pub tc_reinjected: u64,
+    /// TC: a segment of a handed-over flow other than the handshake's next, before the kernel
+    /// has the socket: dropped (it must not make a request from the wrong ISNs); resent.
+    pub tc_held: u64,
 }
 
 /// Number of slots of the `counters` map (`SYNLINE_CNT_MAX`).
-const COUNTER_SLOTS: u32 = 15;
+const COUNTER_SLOTS: u32 = 16;
 
 impl XdpCounters {
     /// Names in nstat style, with their values, in map slot order.
@@ -193,6 +196,7 @@ impl XdpCounters {
             ("SynlineTcNoListener", self.tc_no_listener),
             ("SynlineTcEstablished", self.tc_established),
             ("SynlineTcReinjected", self.tc_reinjected),
+            ("SynlineTcHeld", self.tc_held),
         ]
     }
 
@@ -212,7 +216,8 @@ impl XdpCounters {
             11 => &mut self.tc_assign_failed,
             12 => &mut self.tc_no_listener,
             13 => &mut self.tc_established,
-            _ => &mut self.tc_reinjected,
+            14 => &mut self.tc_reinjected,
+            _ => &mut self.tc_held,
         }
     }
 }

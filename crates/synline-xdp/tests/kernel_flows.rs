@@ -105,7 +105,7 @@ fn kernel_owned_and_handed_flows_pass_everything_else_goes_to_the_engine() {
         .unwrap()
         .update(
             &flow_key_bytes(handed_peer, server),
-            &ReqAttrs::default().handed_val(0),
+            &ReqAttrs::default().handed_val(0, 0, 0),
             MapFlags::ANY,
         )
         .unwrap();

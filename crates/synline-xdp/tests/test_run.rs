@@ -103,8 +103,8 @@ fn case(desc: impl Into<String>, frame: Vec<u8>, expect: Expect) -> Case {
 
 fn diff(after: &XdpCounters, before: &XdpCounters) -> XdpCounters {
     let (a, b) = (after.named(), before.named());
-    let mut d = [0u64; 15];
-    for i in 0..15 {
+    let mut d = [0u64; 16];
+    for i in 0..16 {
         d[i] = a[i].1 - b[i].1;
     }
     XdpCounters {
@@ -123,6 +123,7 @@ fn diff(after: &XdpCounters, before: &XdpCounters) -> XdpCounters {
         tc_no_listener: d[12],
         tc_established: d[13],
         tc_reinjected: d[14],
+        tc_held: d[15],
     }
 }
 
