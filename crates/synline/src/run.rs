@@ -1,14 +1,19 @@
 //! `synline run`: the daemon. The XDP program on the interface sends listener traffic to one
 //! AF_XDP socket per queue; one pinned worker thread per queue runs the engine over it.
 //!
-//! Until applications take connections over, each worker drains the accept lists itself:
-//! one JSON line per connection on stdout (4-tuple, negotiated options, the first bytes of
-//! any data), then an RST to the client, sent from the same worker's TX ring (A-2's reset of
-//! a child nobody will serve). The status line goes to stderr when it is a terminal.
+//! What becomes of the connections the engine accepts (`--accept`):
+//! - `kernel` (the default): each worker hands every child to the application's own kernel
+//!   listener the moment a frame makes it (`AcceptHook::child_made`, `synline_xdp::handoff`),
+//!   and `app_listener` watches the application's listeners every 50 ms;
+//! - `log`: one JSON line per connection on stdout (4-tuple, negotiated options, the first
+//!   bytes of any data), then an RST to the client, sent from the same worker's TX ring (A-2's
+//!   reset of a child nobody will serve).
 //!
-//! Start-up checks, each with its own message and a non-zero exit, leaving nothing attached:
-//! not root, no such interface, a listener address not on the interface, a program already
-//! attached, no XDP support, an AF_XDP bind failure (named with the syscall and queue).
+//! The status line goes to stderr when it is a terminal. Start-up checks, each with its own
+//! message and a non-zero exit, leaving nothing attached: not root, no such interface, a
+//! listener address not on the interface, a setting out of range, the kernel's sysctls for the
+//! handoff, a program already attached, no XDP support, an AF_XDP bind failure (named with the
+//! syscall and queue).
 
 use crate::app_listener;
 use crate::child_log;
