@@ -94,26 +94,34 @@ static __always_inline void flow_key_of(struct seg_info *si, struct flow_key *fk
 }
 
 /*
- * Whether the kernel owns this segment's connection: it has a socket for it other than the
- * listener (ESTABLISHED and later, TIME-WAIT; the lookup returns the listener when there is
- * none), or the engine handed the flow over and TC will finish it.
+ * Whether the kernel owns this segment's connection: it has a full socket for it (ESTABLISHED
+ * and later; the lookup returns the listener when there is none), or the engine handed this
+ * very handshake over (the segment acks the ISS the entry keeps) and TC will finish it.
+ *
+ * A TIME-WAIT socket does not count: a new SYN on its 4-tuple went to the engine (as Linux
+ * lets a SYN reopen a TIME-WAIT tuple), so the ACK that follows is the engine's too; a late
+ * segment of the old connection then meets the engine's listener (an RST where Linux's
+ * TIME-WAIT would ACK). A stale `handed` entry (a flow reset before TC saw its socket) does
+ * not capture a later handshake on the same tuple either: its ISS differs.
  */
 static __always_inline int kernel_owns(struct xdp_md *ctx, struct seg_info *si)
 {
+	struct handed_val *hv;
 	struct flow_key fk;
 	struct bpf_sock *sk;
 
 	sk = sk_lookup(ctx, si);
 	if (sk) {
-		int listening = sk->state == BPF_TCP_LISTEN;
+		int state = sk->state;
 
 		bpf_sk_release(sk);
-		if (!listening)
+		if (state != BPF_TCP_LISTEN && state != BPF_TCP_TIME_WAIT)
 			return 1;
 	}
 	__builtin_memset(&fk, 0, sizeof(fk));
 	flow_key_of(si, &fk);
-	return bpf_map_lookup_elem(&handed, &fk) != 0;
+	hv = bpf_map_lookup_elem(&handed, &fk);
+	return hv && bpf_ntohl(si->ack) == hv->iss + 1;
 }
 
 SEC("xdp")
@@ -184,10 +192,14 @@ extern int bpf_sk_assign_tcp_reqsk(struct __sk_buff *skb, struct sock *sk,
  * run --accept log`, need none of it); the address is then 0 and the call is dead code. */
 #define ksym_exists(sym) (!!(sym))
 
+/* skb->mark of frames synline_tap sends into the NIC's ingress ("synl"), cleared by synline_tc. */
+#define SYNLINE_REINJECT_MARK 0x73796e6c
+
 /*
  * TC ingress of the NIC: a segment of a flow in `handed` becomes the kernel's request.
- * Everything else passes untouched (TC_ACT_OK); so does a segment whose handoff fails, and the
- * kernel, finding no socket for it, answers with its own RST (P-1), as Linux alone would.
+ * Frames that are not ours go on to the next filter untouched (TC_ACT_UNSPEC); so does a
+ * segment whose handoff fails (TC_ACT_OK), and the kernel, finding no socket for it, answers
+ * with its own RST (P-1), as Linux alone would.
  */
 SEC("tc")
 int synline_tc(struct __sk_buff *skb)
@@ -202,16 +214,30 @@ int synline_tc(struct __sk_buff *skb)
 	struct tcp_sock *tp;
 	int ret;
 
+	int reinjected = skb->mark == SYNLINE_REINJECT_MARK;
+
+	if (reinjected)
+		skb->mark = 0;
 	__builtin_memset(&si, 0, sizeof(si));
 	if (parse(data, data_end, &si) != PARSE_TCP)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	if (si.flags & (TCP_FLAG_SYN | TCP_FLAG_RST) || !(si.flags & TCP_FLAG_ACK))
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	__builtin_memset(&fk, 0, sizeof(fk));
 	flow_key_of(&si, &fk);
 	hv = bpf_map_lookup_elem(&handed, &fk);
-	if (!hv)
-		return TC_ACT_OK;
+	if (!hv) {
+		/*
+		 * A segment the engine passed back (a just-accepted flow's late segment) whose
+		 * handoff has not reached the map yet (another worker made the child): the kernel
+		 * would reset it for want of a socket. Dropped; the peer resends.
+		 */
+		if (reinjected && !(si.flags & TCP_FLAG_RST)) {
+			count(SYNLINE_CNT_TC_HELD);
+			return TC_ACT_SHOT;
+		}
+		return TC_ACT_UNSPEC;
+	}
 	__builtin_memcpy(&attrs, &hv->attrs, sizeof(attrs));
 
 	sk = sk_lookup(skb, &si);
@@ -268,6 +294,7 @@ int synline_tap(struct __sk_buff *skb)
 {
 	if (!nic_ifindex)
 		return TC_ACT_SHOT;
+	skb->mark = SYNLINE_REINJECT_MARK;
 	count(SYNLINE_CNT_TC_REINJECTED);
 	return bpf_redirect(nic_ifindex, BPF_F_INGRESS);
 }

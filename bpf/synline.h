@@ -78,9 +78,10 @@ struct bpf_tcp_req_attrs {
 };
 
 /*
- * Value of the `handed` map: the attributes, when the daemon wrote them (its seconds), and the
- * handshake's ISNs (host order): only a segment at IRS + 1 acking ISS + 1 may make the kernel's
- * request, since the kfunc takes both ISNs from the segment it is given.
+ * Value of the `handed` map: the attributes, when the daemon wrote them (its monotonic
+ * seconds; not read by the programs, there for `bpftool map dump`), and the handshake's ISNs
+ * (host order): only a segment at IRS + 1 acking ISS + 1 may make the kernel's request, since
+ * the kfunc takes both ISNs from the segment it is given.
  */
 struct handed_val {
 	struct bpf_tcp_req_attrs attrs;

@@ -65,6 +65,7 @@ fn main() -> Result<()> {
             frame_count: cli.frames.unwrap_or(d.frame_count),
             ..d
         },
+        kernel_flows: false,
     })?;
     let queues = port.queue_count();
     for (q, m) in port.queue_modes().iter().enumerate() {

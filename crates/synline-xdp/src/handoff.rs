@@ -131,8 +131,9 @@ pub enum HandoffFailure {
     /// The frame could not be built (a buffer too small for the data).
     #[error("building the re-injected ACK: {0}")]
     Frame(synline_wire::Error),
-    /// `write()` to the TAP failed (EAGAIN: its queue is full). The `handed` entry is in:
-    /// the peer's next segment completes the handoff through the NIC.
+    /// `write()` to the TAP failed. The `handed` entry is in: the peer's next segment, if it
+    /// sends one, completes the handoff through the NIC. (A frame the kernel drops after the
+    /// write, on an overloaded backlog, is not seen here at all.)
     #[error("write to the TAP: {0}")]
     Tap(#[source] io::Error),
 }
@@ -355,10 +356,10 @@ pub struct QueueHandoff {
 }
 
 impl QueueHandoff {
-    /// Hands `child` to the kernel: its attributes into `handed`, then its last segment into
-    /// the TAP. On an error before the map has the entry, the caller resets the peer (as the
-    /// kernel would have nothing for it); a TAP error leaves the entry for the peer's next
-    /// segment. Every failure is counted.
+    /// Hands `child` to the kernel: its last segment built, its attributes into `handed`,
+    /// then the segment into the TAP. On an error before the map has the entry, the caller
+    /// resets the peer (the kernel would have nothing for it); a TAP error leaves the entry for
+    /// the peer's next segment. Every failure is counted.
     pub fn hand_over(
         &mut self,
         engine: &Worker,
@@ -393,6 +394,9 @@ impl QueueHandoff {
         now_secs: u32,
     ) -> Result<(), HandoffFailure> {
         let attrs = ReqAttrs::of(child)?;
+        let n = engine
+            .write_child_ack(child, &mut self.buf)
+            .map_err(HandoffFailure::Frame)?;
         let key = flow_key_bytes(child.remote, child.local);
         self.map
             .update(
@@ -401,9 +405,6 @@ impl QueueHandoff {
                 MapFlags::ANY,
             )
             .map_err(HandoffFailure::Map)?;
-        let n = engine
-            .write_child_ack(child, &mut self.buf)
-            .map_err(HandoffFailure::Frame)?;
         syscall::write_frame(self.tap.as_fd(), &self.buf[..n]).map_err(HandoffFailure::Tap)?;
         Ok(())
     }

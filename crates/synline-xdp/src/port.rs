@@ -46,6 +46,10 @@ pub struct PortConfig {
     pub attach: AttachMode,
     /// Each queue's socket and UMEM.
     pub xsk: XskConfig,
+    /// Pass segments of kernel-owned connections from the first frame on (the kernel
+    /// handoff): set before the attach, so that a restart in front of a serving application
+    /// sends none of its live connections' segments to sockets nobody reads yet.
+    pub kernel_flows: bool,
 }
 
 /// How the workers run.
@@ -239,6 +243,8 @@ impl Port {
         let ifindex = iface::ifindex(&cfg.iface)?;
         let n = iface::rx_queues(&cfg.iface)?;
         let mut prog = XdpProgram::load().map_err(PortError::Load)?;
+        prog.set_kernel_flows(cfg.kernel_flows)
+            .map_err(PortError::Load)?;
         for &addr in &cfg.listeners {
             prog.add_listener(addr)
                 .map_err(|source| PortError::Listener { addr, source })?;

@@ -558,12 +558,16 @@ impl XdpProgram {
             .map_or(0, |b| b.last_assign_errno)
     }
 
-    /// Detaches from every interface; the first error, after trying them all.
+    /// Detaches from every interface; the first error, after trying them all. XDP goes
+    /// first: while it runs with the kernel handoff on, established segments keep passing.
     pub fn detach_all(&mut self) -> Result<(), XdpError> {
-        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
-            bss.handoff_on = 0;
-        }
         let mut first = Ok(());
+        for a in std::mem::take(&mut self.attached) {
+            let r = self.detach_one(a);
+            if first.is_ok() {
+                first = r;
+            }
+        }
         for (ifindex, mut hook) in std::mem::take(&mut self.tc) {
             // The qdisc stays: other tools' filters may hang on it.
             let r = match hook.detach() {
@@ -575,12 +579,6 @@ impl XdpProgram {
                     source,
                 }),
             };
-            if first.is_ok() {
-                first = r;
-            }
-        }
-        for a in std::mem::take(&mut self.attached) {
-            let r = self.detach_one(a);
             if first.is_ok() {
                 first = r;
             }

@@ -331,6 +331,7 @@ fn server() {
         listeners: vec![v4, v6],
         attach: AttachMode::Native,
         xsk: XskConfig::default(),
+        kernel_flows: false,
     })
     .unwrap();
     eprintln!(

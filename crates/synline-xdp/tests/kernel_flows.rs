@@ -30,6 +30,10 @@ fn load_or_skip() -> Option<XdpProgram> {
 }
 
 fn segment(from: SocketAddr, to: SocketAddr, flags: TcpFlags) -> Vec<u8> {
+    segment_acking(from, to, flags, 1)
+}
+
+fn segment_acking(from: SocketAddr, to: SocketAddr, flags: TcpFlags, ack: u32) -> Vec<u8> {
     let mut buf = vec![0u8; 128];
     let n = emit_segment(
         &mut buf,
@@ -44,7 +48,7 @@ fn segment(from: SocketAddr, to: SocketAddr, flags: TcpFlags) -> Vec<u8> {
             dst_port: to.port(),
             tcp: TcpParams {
                 seq: SeqNumber(1),
-                ack: SeqNumber(1),
+                ack: SeqNumber(ack),
                 flags,
                 window: 512,
                 options: OptionsOut::default(),

@@ -279,6 +279,7 @@ pub fn run(mut config: Config, opts: &RunOptions) -> Result<()> {
         listeners: config.listeners.iter().map(|l| l.addr).collect(),
         attach: opts.xdp_mode,
         xsk,
+        kernel_flows: kernel,
     })
     .map_err(|e| {
         let hint = match &e {
