@@ -670,20 +670,7 @@ impl XdpProgram {
     /// returns [`XdpAction::Pass`] and counts in [`XdpCounters::no_socket`] unless a socket is
     /// registered for queue 0. The kernel refuses frames shorter than an Ethernet header.
     pub fn test_run(&self, frame: &[u8]) -> Result<XdpAction, XdpError> {
-        let input = ProgramInput {
-            data_in: Some(frame),
-            ..ProgramInput::default()
-        };
-        let out = self
-            .skel
-            .progs
-            .synline_xdp
-            .test_run(input)
-            .map_err(|source| XdpError::TestRun {
-                len: frame.len(),
-                source,
-            })?;
-        Ok(XdpAction::from_raw(out.return_value))
+        self.test_run_repeat(frame, 1).map(|(action, _)| action)
     }
 }
 
