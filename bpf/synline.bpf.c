@@ -96,7 +96,8 @@ static __always_inline void flow_key_of(struct seg_info *si, struct flow_key *fk
 /*
  * Whether the kernel owns this segment's connection: it has a full socket for it (ESTABLISHED
  * and later; the lookup returns the listener when there is none), or the engine handed this
- * very handshake over (the segment acks the ISS the entry keeps) and TC will finish it.
+ * very handshake over (the segment is at the IRS and acks the ISS the entry keeps) and TC
+ * will finish it.
  *
  * A TIME-WAIT socket does not count: a new SYN on its 4-tuple went to the engine (as Linux
  * lets a SYN reopen a TIME-WAIT tuple), so the ACK that follows is the engine's too; a late
@@ -121,7 +122,13 @@ static __always_inline int kernel_owns(struct xdp_md *ctx, struct seg_info *si)
 	__builtin_memset(&fk, 0, sizeof(fk));
 	flow_key_of(si, &fk);
 	hv = bpf_map_lookup_elem(&handed, &fk);
-	return hv && bpf_ntohl(si->ack) == hv->iss + 1;
+	/*
+	 * Only the handshake's next segment goes straight to TC (it can make the request: the
+	 * peer's retry after a dropped child). A later one, before the kernel has the socket, goes
+	 * to the engine, which hands it back through the same TAP queue as the flow's re-injected
+	 * ACK, behind it: in order, nothing dropped.
+	 */
+	return hv && bpf_ntohl(si->ack) == hv->iss + 1 && bpf_ntohl(si->seq) == hv->irs + 1;
 }
 
 SEC("xdp")
@@ -228,11 +235,20 @@ int synline_tc(struct __sk_buff *skb)
 	hv = bpf_map_lookup_elem(&handed, &fk);
 	if (!hv) {
 		/*
-		 * A segment the engine passed back (a just-accepted flow's late segment) whose
-		 * handoff has not reached the map yet (another worker made the child): the kernel
-		 * would reset it for want of a socket. Dropped; the peer resends.
+		 * A segment the engine passed back (a just-accepted flow's late segment) with no
+		 * entry: either the kernel has the socket already (TC removed the entry), and it is
+		 * the socket's; or the handoff has not reached the map yet (another worker made the
+		 * child), and the kernel would reset it for want of a socket: dropped, resent.
 		 */
-		if (reinjected && !(si.flags & TCP_FLAG_RST)) {
+		if (reinjected) {
+			sk = sk_lookup(skb, &si);
+			if (sk) {
+				int listening = sk->state == BPF_TCP_LISTEN;
+
+				bpf_sk_release(sk);
+				if (!listening)
+					return TC_ACT_UNSPEC;
+			}
 			count(SYNLINE_CNT_TC_HELD);
 			return TC_ACT_SHOT;
 		}

@@ -30,10 +30,10 @@ fn load_or_skip() -> Option<XdpProgram> {
 }
 
 fn segment(from: SocketAddr, to: SocketAddr, flags: TcpFlags) -> Vec<u8> {
-    segment_acking(from, to, flags, 1)
+    segment_at(from, to, flags, 1, 1)
 }
 
-fn segment_acking(from: SocketAddr, to: SocketAddr, flags: TcpFlags, ack: u32) -> Vec<u8> {
+fn segment_at(from: SocketAddr, to: SocketAddr, flags: TcpFlags, seq: u32, ack: u32) -> Vec<u8> {
     let mut buf = vec![0u8; 128];
     let n = emit_segment(
         &mut buf,
@@ -47,7 +47,7 @@ fn segment_acking(from: SocketAddr, to: SocketAddr, flags: TcpFlags, ack: u32) -
             src_port: from.port(),
             dst_port: to.port(),
             tcp: TcpParams {
-                seq: SeqNumber(1),
+                seq: SeqNumber(seq),
                 ack: SeqNumber(ack),
                 flags,
                 window: 512,
