@@ -390,27 +390,14 @@ impl Worker {
         child: &crate::Child,
         buf: &mut [u8],
     ) -> Result<usize, WireError> {
-        let n = emit_segment(
-            buf,
-            &SegmentSpec {
-                eth_src: child.eth_local,
-                eth_dst: child.eth_peer,
-                vlan: child.vlan,
-                src: child.local.ip(),
-                dst: child.remote.ip(),
-                ip: IpParams::default(),
-                src_port: child.local.port(),
-                dst_port: child.remote.port(),
-                tcp: TcpParams {
-                    seq: child.snd_nxt,
-                    ack: child.rcv_nxt,
-                    flags: TcpFlags::RST | TcpFlags::ACK,
-                    window: 0,
-                    options: Default::default(),
-                },
-                payload: &[],
-            },
-        )?;
+        let tcp = TcpParams {
+            seq: child.snd_nxt,
+            ack: child.rcv_nxt,
+            flags: TcpFlags::RST | TcpFlags::ACK,
+            window: 0,
+            options: Default::default(),
+        };
+        let n = emit_segment(buf, &child_segment(child, false, tcp, &[]))?;
         self.stats.inc(Mib::OutRsts);
         self.stats.inc(Mib::OutSegs);
         Ok(n)
@@ -444,28 +431,42 @@ impl Worker {
             }),
             ..Default::default()
         };
-        emit_segment(
-            buf,
-            &SegmentSpec {
-                eth_src: child.eth_peer,
-                eth_dst: child.eth_local,
-                vlan: child.vlan,
-                src: child.remote.ip(),
-                dst: child.local.ip(),
-                // The ECN field is not kept: the receiving stack takes ECN from the request.
-                ip: IpParams::default(),
-                src_port: child.remote.port(),
-                dst_port: child.local.port(),
-                tcp: TcpParams {
-                    seq: child.irs + 1,
-                    ack: child.iss + 1,
-                    flags,
-                    window,
-                    options,
-                },
-                payload: &child.data,
-            },
-        )
+        let tcp = TcpParams {
+            seq: child.irs + 1,
+            ack: child.iss + 1,
+            flags,
+            window,
+            options,
+        };
+        // The ECN field is not kept: the receiving stack takes ECN from the request.
+        emit_segment(buf, &child_segment(child, true, tcp, &child.data))
+    }
+}
+
+/// A segment of `child`'s connection, ours (`from_peer` false) or the peer's, with default IP
+/// values: MACs, tag, addresses and ports from the child, the TCP header from `tcp`.
+fn child_segment<'a>(
+    child: &crate::Child,
+    from_peer: bool,
+    tcp: TcpParams,
+    payload: &'a [u8],
+) -> SegmentSpec<'a> {
+    let (eth_src, eth_dst, src, dst) = if from_peer {
+        (child.eth_peer, child.eth_local, child.remote, child.local)
+    } else {
+        (child.eth_local, child.eth_peer, child.local, child.remote)
+    };
+    SegmentSpec {
+        eth_src,
+        eth_dst,
+        vlan: child.vlan,
+        src: src.ip(),
+        dst: dst.ip(),
+        ip: IpParams::default(),
+        src_port: src.port(),
+        dst_port: dst.port(),
+        tcp,
+        payload,
     }
 }
 

@@ -519,12 +519,7 @@ impl XdpProgram {
             })?;
             self.tc.push((ifindex, hook));
         }
-        let bss = self
-            .skel
-            .maps
-            .bss_data
-            .as_deref_mut()
-            .ok_or(XdpError::NoBss)?;
+        let bss = self.bss()?;
         bss.nic_ifindex = nic;
         bss.handoff_on = 1;
         Ok(())
@@ -534,14 +529,17 @@ impl XdpProgram {
     /// kernel-owned and handed-over connections pass (for tests and the per-packet cost
     /// measurement; [`XdpProgram::attach_handoff`] does it for the daemon).
     pub fn set_kernel_flows(&mut self, on: bool) -> Result<(), XdpError> {
-        let bss = self
-            .skel
+        self.bss()?.handoff_on = u32::from(on);
+        Ok(())
+    }
+
+    /// The program's globals (`.bss`), memory-mapped: writes reach the running program.
+    fn bss(&mut self) -> Result<&mut crate::bpf::types::bss, XdpError> {
+        self.skel
             .maps
             .bss_data
             .as_deref_mut()
-            .ok_or(XdpError::NoBss)?;
-        bss.handoff_on = u32::from(on);
-        Ok(())
+            .ok_or(XdpError::NoBss)
     }
 
     /// A handle on the `handed` map for the workers (it may move to their threads).
