@@ -1,16 +1,22 @@
 //! Children and the per-listener accept list (spec section 9 and 11).
 //!
 //! The kernel's accept queue is a spinlocked FIFO with an atomic `sk_ack_backlog` beside it.
-//! Here it is a lock-free bounded MPMC queue (crossbeam's `ArrayQueue`), so any worker may
-//! append and any application thread may `accept()`, with `ack_backlog` kept as the kernel
-//! keeps it. The bound B + 1 (C-1, C-7) is enforced by reserving a place in `ack_backlog`
-//! with a compare-and-swap before the push, so two workers racing at the limit cannot both
-//! get in: the list never holds more than B + 1 children.
+//! Here it is a lock-free MPMC queue (crossbeam's `SegQueue`), so any worker may append and
+//! any application thread may `accept()`, with `ack_backlog` kept as the kernel keeps it. The
+//! bound B + 1 (C-1, C-7) is enforced by reserving a place in `ack_backlog` with a
+//! compare-and-swap before the push, so two workers racing at the limit cannot both get in:
+//! the list never holds more than B + 1 children.
+//!
+//! Memory follows what is live, as the kernel's list does, not the configured bound: the
+//! queue is a chain of 31-slot blocks, allocated as children arrive and freed as they are
+//! accepted (one allocation per 31 children, none per packet otherwise). An array sized for
+//! the largest B + 1 would preallocate somaxconn + 1 children per listener: 6.4 GB for a
+//! somaxconn of 10^8, and an abort for 2^32 - 1.
 
 use crate::flow::FlowKey;
 use core::net::SocketAddr;
 use core::sync::atomic::{AtomicU32, Ordering};
-use crossbeam::queue::ArrayQueue;
+use crossbeam::queue::SegQueue;
 use crossbeam::utils::CachePadded;
 use synline_wire::SeqNumber;
 
@@ -101,19 +107,19 @@ impl Child {
 }
 
 /// The accept list of one listener.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct AcceptQueue {
-    queue: ArrayQueue<Child>,
+    queue: SegQueue<Child>,
     /// `sk_ack_backlog`, on its own cache line (written by every push and pop, while the
     /// queue's read-only fields beside it are read by both).
     ack_backlog: CachePadded<AtomicU32>,
 }
 
 impl AcceptQueue {
-    /// A list able to hold `capacity` children (somaxconn + 1, the largest B + 1).
-    pub fn new(capacity: usize) -> Self {
+    /// An empty list (nothing allocated until the first child).
+    pub fn new() -> Self {
         AcceptQueue {
-            queue: ArrayQueue::new(capacity.max(1)),
+            queue: SegQueue::new(),
             ack_backlog: CachePadded::new(AtomicU32::new(0)),
         }
     }
@@ -143,10 +149,8 @@ impl AcceptQueue {
         if reserved.is_err() {
             return Err(child);
         }
-        self.queue.push(child).inspect_err(|_| {
-            // Only reachable if B was raised above the capacity, which listen() prevents.
-            self.ack_backlog.fetch_sub(1, Ordering::AcqRel);
-        })
+        self.queue.push(child);
+        Ok(())
     }
 
     /// take the head (FIFO).

@@ -57,12 +57,7 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub(crate) fn new(
-        addr: SocketAddr,
-        config: &ListenerConfig,
-        backlog: u32,
-        capacity: usize,
-    ) -> Self {
+    pub(crate) fn new(addr: SocketAddr, config: &ListenerConfig, backlog: u32) -> Self {
         Listener {
             addr,
             settings: ListenerSettings::new(config),
@@ -71,7 +66,7 @@ impl Listener {
             last_overflow: AtomicU64::new(0),
             listening: AtomicBool::new(true),
             synflood_warned: AtomicBool::new(false),
-            accept_queue: AcceptQueue::new(capacity),
+            accept_queue: AcceptQueue::new(),
             embedder_queue: AtomicU64::new(0),
         }
     }
@@ -257,7 +252,6 @@ mod tests {
             "198.18.0.1:80".parse().unwrap(),
             &ListenerConfig::default(),
             4,
-            5,
         )
     }
 

@@ -470,7 +470,6 @@ mod tests {
             "198.18.0.1:80".parse().unwrap(),
             &ListenerConfig::default(),
             128,
-            129,
         ))
     }
 

@@ -46,7 +46,9 @@ impl SyncookieMode {
 pub struct ListenerConfig {
     /// `tcp_syncookies` (default 1).
     pub syncookies: SyncookieMode,
-    /// `tcp_synack_retries` / TCP_SYNCNT (default 5).
+    /// `tcp_synack_retries` (default 5; 0: no retransmission, as the sysctl means it;
+    /// TCP_SYNCNT overrides it in the daemon's configuration when non-zero). At most
+    /// [`MAX_SYNCNT`].
     pub synack_retries: u8,
     /// `tcp_abort_on_overflow` (default off).
     pub abort_on_overflow: bool,
@@ -100,6 +102,10 @@ pub const MAX_WSCALE: u8 = 14;
 pub const MIN_MAXSEG: u16 = 88;
 /// `MAX_TCP_WINDOW`: the largest TCP_MAXSEG Linux accepts.
 pub const MAX_MAXSEG: u16 = 32767;
+/// `MAX_TCP_SYNCNT`: the most SYN-ACK retransmissions taken. Linux's TCP_SYNCNT stops here;
+/// its sysctl takes up to 255, a request then living for over eight hours at RTO_MAX: synline
+/// refuses that too.
+pub const MAX_SYNCNT: u8 = 127;
 /// Smallest route MTU taken (the IPv4 minimum a TCP host must reassemble, RFC 791).
 pub const MIN_MTU: u16 = 576;
 
@@ -130,6 +136,9 @@ impl ListenerConfig {
         let bad = |key, rule| Err(InvalidSetting { key, rule });
         if self.maxseg != 0 && !(MIN_MAXSEG..=MAX_MAXSEG).contains(&self.maxseg) {
             return bad("TCP_MAXSEG", "0 (unset) or 88..=32767");
+        }
+        if self.synack_retries > MAX_SYNCNT {
+            return bad("tcp_synack_retries", "0..=127 (MAX_TCP_SYNCNT)");
         }
         if self.ttl == 0 {
             return bad("IP_TTL", "1..=255");
@@ -313,8 +322,22 @@ mod tests {
     fn validate_takes_linux_limits() {
         let ok = ListenerConfig::default();
         assert_eq!(ok.validate(), Ok(()));
-        let cases: [(ListenerConfig, &str); 9] = [
+        let cases: [(ListenerConfig, &str); 11] = [
             (ListenerConfig { maxseg: 1, ..ok }, "TCP_MAXSEG"),
+            (
+                ListenerConfig {
+                    synack_retries: 128,
+                    ..ok
+                },
+                "tcp_synack_retries",
+            ),
+            (
+                ListenerConfig {
+                    synack_retries: 255,
+                    ..ok
+                },
+                "tcp_synack_retries",
+            ),
             (ListenerConfig { maxseg: 87, ..ok }, "TCP_MAXSEG"),
             (
                 ListenerConfig {
@@ -353,6 +376,14 @@ mod tests {
         }
         for good in [
             ListenerConfig { maxseg: 88, ..ok },
+            ListenerConfig {
+                synack_retries: 0,
+                ..ok
+            },
+            ListenerConfig {
+                synack_retries: 127,
+                ..ok
+            },
             ListenerConfig {
                 maxseg: 32767,
                 ..ok

@@ -227,7 +227,7 @@ impl Socket {
                 Ok(())
             }
             State::Bound { addr, config } => {
-                let l = Arc::new(Listener::new(*addr, config, b, somaxconn as usize + 1));
+                let l = Arc::new(Listener::new(*addr, config, b));
                 let entry = l.clone();
                 self.stack.shared.update_tables(|t| {
                     t.listeners

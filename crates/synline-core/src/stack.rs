@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub struct StackConfig {
     /// Workers (one per NIC queue).
     pub workers: usize,
-    /// `net.core.somaxconn`: the cap on B (default 4096). Also sizes each accept list.
+    /// `net.core.somaxconn`: the cap on B (default 4096). It sizes nothing: accept lists grow
+    /// with their children (accept_queue.rs).
     pub somaxconn: u32,
     /// Hard cap on live request socks over all workers: the engine's memory bound. Each
     /// worker may hold `max_requests / workers`, so the cap costs no shared

@@ -89,14 +89,11 @@ impl Worker {
             let (cfg, max) = {
                 let l = self.lrefs.get(slot);
                 let cfg = l.config();
-                let retries = if cfg.synack_retries != 0 {
-                    cfg.synack_retries
-                } else {
-                    5
-                };
+                // tcp_synack_retries as the sysctl means it: 0 is no retransmission at all
+                // (the daemon's TCP_SYNCNT, where 0 means unset, resolves before here).
                 (
                     cfg,
-                    pruned_max_retries(retries, l.qlen(), l.young(), l.backlog()),
+                    pruned_max_retries(cfg.synack_retries, l.qlen(), l.young(), l.backlog()),
                 )
             };
             let r = self.reqs.get(id);

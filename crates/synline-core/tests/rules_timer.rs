@@ -192,6 +192,23 @@ fn t4_synack_retries_sets_expiry() {
     }
 }
 
+/// tcp_synack_retries = 0 is the sysctl's "no retransmission": the request expires at the
+/// first firing, one RTO (1 s) after the SYN-ACK, having sent nothing more. (It used to be
+/// taken as "unset" and become 5.)
+#[test]
+fn t4_zero_synack_retries_sends_no_retransmission() {
+    let cfg = ListenerConfig {
+        synack_retries: 0,
+        ..ListenerConfig::default()
+    };
+    let (mut h, _p, _) = requested(cfg);
+    let t0 = h.now;
+    assert_expires_at(&mut h, t0 + secs(1));
+    let s = h.stats();
+    assert_eq!(s.get(Mib::TCPSynRetrans), 0);
+    assert_eq!(s.get(Mib::TCPTimeouts), 1);
+}
+
 /// T-5: the RTO doubles per firing and is capped at 120 s.
 #[test]
 fn t5_backoff_capped_at_120s() {

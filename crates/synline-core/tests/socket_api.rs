@@ -242,6 +242,24 @@ fn listen_backlog_is_min_of_unsigned_backlog_and_somaxconn() {
     }
 }
 
+/// C-1 with the largest somaxconn: the accept list allocates for the children it holds, not
+/// for B + 1. (An array sized for somaxconn + 1 aborted here on a 687 GB allocation.) A
+/// handshake still completes and is accepted.
+#[test]
+fn c1_accept_list_memory_follows_children_not_somaxconn() {
+    let sc = StackConfig {
+        somaxconn: u32::MAX,
+        ..StackConfig::default()
+    };
+    let mut h = Harness::with_stack(sc, v4_server(), ListenerConfig::default(), i32::MAX);
+    assert_eq!(h.listener().backlog(), i32::MAX as u32);
+    let mut p = Peer::v4(40000);
+    let synack = h.feed(&p.syn()).reply().clone();
+    p.learn(&synack);
+    h.feed(&p.third_ack(&[]));
+    assert!(h.sock.accept().is_ok());
+}
+
 /// B capped by somaxconn shows in the SYN queue: at most B + 1 requests.
 #[test]
 fn listen_backlog_cap_bounds_the_syn_queue() {

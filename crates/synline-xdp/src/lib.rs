@@ -26,8 +26,8 @@
 //! Everything here needs root (or CAP_BPF + CAP_NET_ADMIN) at run time; errors name the failing
 //! call and the interface, queue or listener it was about.
 #![warn(missing_docs)]
-// `unsafe` lives only in the generated skeleton and the AF_XDP modules, each block with a
-// `// SAFETY:` line.
+// `unsafe` lives only in the generated skeleton, the AF_XDP modules, the raw syscalls and the
+// libbpf calls libbpf-rs does not wrap (link.rs), each block with a `// SAFETY:` line.
 #![deny(unsafe_code)]
 
 #[allow(unsafe_code)]
@@ -36,6 +36,8 @@ pub mod datapath;
 pub mod handoff;
 pub mod iface;
 pub mod kernel_listener;
+#[allow(unsafe_code)]
+pub mod link;
 pub mod port;
 pub mod sched;
 #[allow(unsafe_code)]
@@ -48,6 +50,7 @@ pub use datapath::{Datapath, DatapathConfig, QueueCounters, QueueHook, QueueStat
 pub use handoff::{HandoffFailure, HandoffSetupError, HandoffStats, KernelHandoff, QueueHandoff};
 pub use iface::IfaceError;
 pub use kernel_listener::{AppSocketOptions, KernelListener, SockDiag};
+pub use link::Occupant;
 pub use port::{Port, PortConfig, PortError, QueueShared, RoundCtx, WorkerConfig, Workers};
 pub use sched::{monotonic_now, pin_current_thread, set_fifo_priority, SchedError};
 pub use xdp_prog::{AttachMode, XdpAction, XdpCounters, XdpError, XdpProgram};

@@ -9,18 +9,20 @@
 use std::fmt;
 use std::mem::{offset_of, size_of, MaybeUninit};
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{
-    ErrorKind, MapCore, MapFlags, MapHandle, OpenObject, Program, ProgramInput, TcHook,
-    TcHookBuilder, Xdp, XdpFlags, TC_INGRESS,
+    ErrorKind, MapCore, MapFlags, MapHandle, OpenObject, Program, ProgramInput, TcHookBuilder, Xdp,
+    XdpFlags, TC_INGRESS,
 };
 
-/// Handle and priority of synline's TC filters (any fixed pair; `replace` makes a restart take
-/// over its own filter rather than stacking a second one).
-const TC_HANDLE: u32 = 0x5e1;
-const TC_PRIORITY: u32 = 1;
+use crate::link::{self, Hook, Occupant};
+
+/// Handle and priority of the clsact TC filters that synline attached before it used tcx
+/// links: a filter an older version left behind is removed when the handoff starts.
+const LEGACY_TC_HANDLE: u32 = 0x5e1;
+const LEGACY_TC_PRIORITY: u32 = 1;
 
 use crate::bpf::{types, SynlineSkel, SynlineSkelBuilder};
 
@@ -76,6 +78,10 @@ pub enum AttachMode {
 }
 
 impl AttachMode {
+    fn link_flags(self) -> u32 {
+        self.flags().bits()
+    }
+
     fn flags(self) -> XdpFlags {
         match self {
             AttachMode::Native => XdpFlags::DRV_MODE,
@@ -225,16 +231,34 @@ impl XdpCounters {
 /// A failed BPF call, named as libbpf names it.
 #[derive(Debug, thiserror::Error)]
 pub enum XdpError {
-    /// A TC step of the kernel handoff: `bpf_tc_hook_create` (the clsact qdisc) or
-    /// `bpf_tc_attach`/`bpf_tc_detach` (the filter).
-    #[error("{call} on ifindex {ifindex} (TC ingress): {source}")]
+    /// The kernel handoff's TC program: `bpf_link_create` (tcx ingress, kernel 6.6+).
+    #[error("{call} on ifindex {ifindex} (tcx ingress): {source}")]
     Tc {
-        /// The libbpf call.
+        /// The call.
         call: &'static str,
         /// The interface.
         ifindex: u32,
         /// Why.
-        source: libbpf_rs::Error,
+        source: std::io::Error,
+    },
+    /// Another program holds the interface's XDP hook (see [`Occupant`] for what it is).
+    #[error("ifindex {ifindex} already runs XDP program {} (id {}{}){}", .occupant.name, .occupant.prog_id, if .occupant.generic { ", generic mode" } else { "" }, match .occupant.link_id { Some(l) => format!(", held by bpf_link {l} of a running process"), None => String::new() })]
+    Occupied {
+        /// The interface.
+        ifindex: u32,
+        /// What is there.
+        occupant: Occupant,
+    },
+    /// Asking the kernel what holds the XDP hook (`bpf_xdp_query`), or removing an older
+    /// synline's program (`bpf_xdp_detach`).
+    #[error("{call} on ifindex {ifindex}: {source}")]
+    Query {
+        /// The call.
+        call: &'static str,
+        /// The interface.
+        ifindex: u32,
+        /// Why.
+        source: std::io::Error,
     },
     /// The program's `.bss` is not memory-mapped (a libbpf without mmap support).
     #[error("the XDP program's .bss is not mmapped")]
@@ -252,36 +276,26 @@ pub enum XdpError {
     /// The interface index does not fit the kernel's `int`.
     #[error("ifindex {0} out of range")]
     BadIfindex(u32),
-    /// Attaching in one mode.
-    #[error("bpf_xdp_attach on ifindex {ifindex} ({mode} mode): {source}")]
+    /// Attaching in one mode (`bpf_link_create`, `BPF_XDP`).
+    #[error("bpf_link_create (BPF_XDP) on ifindex {ifindex} ({mode} mode): {source}")]
     Attach {
         /// Interface.
         ifindex: u32,
         /// Mode asked for.
         mode: AttachMode,
         /// Why.
-        source: libbpf_rs::Error,
+        source: std::io::Error,
     },
     /// [`AttachMode::Auto`]: native failed in a way that allowed a fallback, then generic failed.
-    #[error("bpf_xdp_attach on ifindex {ifindex}: native mode: {native}; generic mode: {generic}")]
+    #[error("bpf_link_create (BPF_XDP) on ifindex {ifindex}: native mode: {native}; generic mode: {generic}")]
     AttachAuto {
         /// Interface.
         ifindex: u32,
         /// Why native failed.
-        native: libbpf_rs::Error,
+        native: std::io::Error,
         /// Why generic failed.
         #[source]
-        generic: libbpf_rs::Error,
-    },
-    /// Detaching, or asking which program is attached before detaching.
-    #[error("{call} on ifindex {ifindex}: {source}")]
-    Detach {
-        /// `bpf_xdp_query_id` or `bpf_xdp_detach`.
-        call: &'static str,
-        /// Interface.
-        ifindex: u32,
-        /// Why.
-        source: libbpf_rs::Error,
+        generic: std::io::Error,
     },
     /// Asking the id of our own program.
     #[error("bpf_prog_get_info_by_fd (synline_xdp): {0}")]
@@ -331,23 +345,28 @@ impl XdpError {
     }
 }
 
-/// An interface this loader attached the program to, and how.
-#[derive(Debug, Clone, Copy)]
+/// An interface this loader attached the program to, how, and the link that keeps it there.
+#[derive(Debug)]
 struct Attachment {
     ifindex: u32,
     mode: AttachMode,
+    /// Closing it detaches the program (link.rs); so does the death of the process.
+    _link: OwnedFd,
 }
 
 /// The loaded program and its maps. Dropping it detaches the program from every interface it
-/// was attached to by [`XdpProgram::attach`] (still ours), then unloads it.
+/// was attached to by [`XdpProgram::attach`], then unloads it. Everything is attached through
+/// `bpf_link`s (link.rs): if the process dies instead, the kernel detaches it all.
 ///
 /// Not `Send`: libbpf's object is used from the thread that loaded it. The AF_XDP sockets and
 /// the workers do not need it once [`XdpProgram::set_socket`] has run.
 pub struct XdpProgram {
     skel: SynlineSkel<'static>,
     attached: Vec<Attachment>,
-    /// TC filters of the kernel handoff (NIC ingress, TAP ingress), detached with the program.
-    tc: Vec<(u32, TcHook)>,
+    /// tcx links of the kernel handoff (NIC ingress, TAP ingress), detached with the program.
+    tc: Vec<(u32, OwnedFd)>,
+    /// The id of an older synline's program that [`XdpProgram::attach`] replaced.
+    replaced: Option<u32>,
 }
 
 impl fmt::Debug for XdpProgram {
@@ -374,6 +393,7 @@ impl XdpProgram {
             skel,
             attached: Vec::new(),
             tc: Vec::new(),
+            replaced: None,
         })
     }
 
@@ -434,35 +454,72 @@ impl XdpProgram {
         }
     }
 
-    /// Attaches the program to interface `ifindex`; returns the mode it runs in (never
-    /// [`AttachMode::Auto`]). Refuses (EBUSY/EEXIST) if a program is already attached there.
+    /// Attaches the program to interface `ifindex` through a `bpf_link`; returns the mode it
+    /// runs in (never [`AttachMode::Auto`]).
+    ///
+    /// What already holds the hook decides: nothing, fine; synline's own program attached by
+    /// netlink (an older version, or one killed before it used links) is detached first and
+    /// its id kept ([`XdpProgram::replaced`]); anything else, including a running synline
+    /// (its link), is [`XdpError::Occupied`].
     pub fn attach(&mut self, ifindex: u32, mode: AttachMode) -> Result<AttachMode, XdpError> {
-        let index = i32::try_from(ifindex).map_err(|_| XdpError::BadIfindex(ifindex))?;
-        let xdp = Xdp::new(self.skel.progs.synline_xdp.as_fd());
-        let try_mode = |m: AttachMode| xdp.attach(index, XdpFlags::UPDATE_IF_NOEXIST | m.flags());
-        let used = match mode {
+        i32::try_from(ifindex).map_err(|_| XdpError::BadIfindex(ifindex))?;
+        let query = |call, source| XdpError::Query {
+            call,
+            ifindex,
+            source,
+        };
+        if let Some(o) = link::occupant(ifindex).map_err(|e| query("bpf_xdp_query", e))? {
+            if !o.is_synline() || o.link_id.is_some() {
+                return Err(XdpError::Occupied {
+                    ifindex,
+                    occupant: o,
+                });
+            }
+            let old = Program::fd_from_id(o.prog_id).map_err(|e| {
+                query(
+                    "bpf_prog_get_fd_by_id",
+                    std::io::Error::other(e.to_string()),
+                )
+            })?;
+            match link::detach_netlink(ifindex, old.as_fd(), o.generic) {
+                Ok(()) => self.replaced = Some(o.prog_id),
+                // Raced with its owner, or a link after all: say who is there.
+                Err(_) => {
+                    return Err(XdpError::Occupied {
+                        ifindex,
+                        occupant: link::occupant(ifindex)
+                            .map_err(|e| query("bpf_xdp_query", e))?
+                            .unwrap_or(o),
+                    })
+                }
+            }
+        }
+        let prog = self.skel.progs.synline_xdp.as_fd();
+        let try_mode = |m: AttachMode| link::create(prog, ifindex, Hook::Xdp(m.link_flags()));
+        let (used, link) = match mode {
             AttachMode::Native | AttachMode::Generic => {
-                try_mode(mode).map_err(|source| XdpError::Attach {
+                let l = try_mode(mode).map_err(|source| XdpError::Attach {
                     ifindex,
                     mode,
                     source,
                 })?;
-                mode
+                (mode, l)
             }
             AttachMode::Auto => match try_mode(AttachMode::Native) {
-                Ok(()) => AttachMode::Native,
+                Ok(l) => (AttachMode::Native, l),
                 Err(native)
                     if matches!(
-                        native.kind(),
-                        ErrorKind::Unsupported | ErrorKind::InvalidInput
+                        native.raw_os_error(),
+                        Some(libc::EOPNOTSUPP) | Some(libc::EINVAL)
                     ) =>
                 {
-                    try_mode(AttachMode::Generic).map_err(|generic| XdpError::AttachAuto {
-                        ifindex,
-                        native,
-                        generic,
-                    })?;
-                    AttachMode::Generic
+                    let l =
+                        try_mode(AttachMode::Generic).map_err(|generic| XdpError::AttachAuto {
+                            ifindex,
+                            native,
+                            generic,
+                        })?;
+                    (AttachMode::Generic, l)
                 }
                 Err(source) => {
                     return Err(XdpError::Attach {
@@ -476,18 +533,38 @@ impl XdpProgram {
         self.attached.push(Attachment {
             ifindex,
             mode: used,
+            _link: link,
         });
         Ok(used)
     }
 
-    /// Detaches the program from `ifindex` if this loader attached it there and it is still
-    /// ours (another tool may have replaced it since: that one is left alone).
+    /// The id of an older synline's program that [`XdpProgram::attach`] found attached by
+    /// netlink and replaced.
+    pub fn replaced(&self) -> Option<u32> {
+        self.replaced
+    }
+
+    /// Attaches the program the way synline did before it used links (netlink, no link):
+    /// it then stays after the process ends. Only for tests of [`XdpProgram::attach`]'s
+    /// replacement of such a leftover.
+    #[doc(hidden)]
+    pub fn attach_netlink_for_test(&self, ifindex: u32, mode: AttachMode) -> Result<(), XdpError> {
+        let index = i32::try_from(ifindex).map_err(|_| XdpError::BadIfindex(ifindex))?;
+        Xdp::new(self.skel.progs.synline_xdp.as_fd())
+            .attach(index, XdpFlags::UPDATE_IF_NOEXIST | mode.flags())
+            .map_err(|e| XdpError::Attach {
+                ifindex,
+                mode,
+                source: std::io::Error::other(e.to_string()),
+            })
+    }
+
+    /// Detaches the program from `ifindex` if this loader attached it there (a link only ever
+    /// detaches its own program).
     pub fn detach(&mut self, ifindex: u32) -> Result<(), XdpError> {
-        let Some(pos) = self.attached.iter().position(|a| a.ifindex == ifindex) else {
-            return Ok(());
-        };
-        let a = self.attached.remove(pos);
-        self.detach_one(a)
+        // Closing the link detaches.
+        self.attached.retain(|a| a.ifindex != ifindex);
+        Ok(())
     }
 
     /// Turns the kernel handoff on (see `bpf/synline.bpf.c`): `synline_tc` on the ingress of
@@ -500,24 +577,22 @@ impl XdpProgram {
             (tap, self.skel.progs.synline_tap.as_fd()),
         ] {
             let index = i32::try_from(ifindex).map_err(|_| XdpError::BadIfindex(ifindex))?;
-            let mut hook = TcHookBuilder::new(prog)
+            // A clsact filter of a synline from before tcx links (killed, so it never removed
+            // it) would run the old program's TC side on every segment: remove it. Nothing
+            // there is the usual case; the qdisc stays (other tools' filters may hang on it).
+            let _ = TcHookBuilder::new(prog)
                 .ifindex(index)
-                .replace(true)
-                .handle(TC_HANDLE)
-                .priority(TC_PRIORITY)
-                .hook(TC_INGRESS);
-            // The clsact qdisc may be there already (another tool's filters): that is fine.
-            hook.create().map_err(|source| XdpError::Tc {
-                call: "bpf_tc_hook_create",
-                ifindex,
-                source,
-            })?;
-            hook.attach().map_err(|source| XdpError::Tc {
-                call: "bpf_tc_attach",
-                ifindex,
-                source,
-            })?;
-            self.tc.push((ifindex, hook));
+                .handle(LEGACY_TC_HANDLE)
+                .priority(LEGACY_TC_PRIORITY)
+                .hook(TC_INGRESS)
+                .detach();
+            let l =
+                link::create(prog, ifindex, Hook::TcxIngress).map_err(|source| XdpError::Tc {
+                    call: "bpf_link_create (BPF_TCX_INGRESS)",
+                    ifindex,
+                    source,
+                })?;
+            self.tc.push((ifindex, l));
         }
         let bss = self.bss()?;
         bss.nic_ifindex = nic;
@@ -556,54 +631,12 @@ impl XdpProgram {
             .map_or(0, |b| b.last_assign_errno)
     }
 
-    /// Detaches from every interface; the first error, after trying them all. XDP goes
-    /// first: while it runs with the kernel handoff on, established segments keep passing.
+    /// Detaches from every interface (closes the links). XDP goes first: while it runs with
+    /// the kernel handoff on, established segments keep passing.
     pub fn detach_all(&mut self) -> Result<(), XdpError> {
-        let mut first = Ok(());
-        for a in std::mem::take(&mut self.attached) {
-            let r = self.detach_one(a);
-            if first.is_ok() {
-                first = r;
-            }
-        }
-        for (ifindex, mut hook) in std::mem::take(&mut self.tc) {
-            // The qdisc stays: other tools' filters may hang on it.
-            let r = match hook.detach() {
-                // The TAP goes away with its last fd: its filter went with it.
-                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-                r => r.map_err(|source| XdpError::Tc {
-                    call: "bpf_tc_detach",
-                    ifindex,
-                    source,
-                }),
-            };
-            if first.is_ok() {
-                first = r;
-            }
-        }
-        first
-    }
-
-    fn detach_one(&self, a: Attachment) -> Result<(), XdpError> {
-        // attach() checked the range.
-        let index = a.ifindex as i32;
-        let fd = self.skel.progs.synline_xdp.as_fd();
-        let ours = Program::id_from_fd(fd).map_err(XdpError::ProgId)?;
-        let xdp = Xdp::new(fd);
-        let flags = a.mode.flags();
-        let err = |call, source| XdpError::Detach {
-            call,
-            ifindex: a.ifindex,
-            source,
-        };
-        let current = xdp
-            .query_id(index, a.mode.flags())
-            .map_err(|e| err("bpf_xdp_query_id", e))?;
-        if current != ours {
-            return Ok(());
-        }
-        xdp.detach(index, flags)
-            .map_err(|e| err("bpf_xdp_detach", e))
+        self.attached.clear();
+        self.tc.clear();
+        Ok(())
     }
 
     /// The mode the program runs in on `ifindex`, if this loader attached it there.

@@ -14,7 +14,7 @@ use std::net::TcpListener;
 use std::process::Command;
 use synline_testns::{ifindex_in, run, VethPair, VethSpec};
 
-use synline_xdp::{AttachMode, XdpCounters, XdpProgram};
+use synline_xdp::{AttachMode, XdpCounters, XdpError, XdpProgram};
 
 const CHILD_ENV: &str = "SYNLINE_XDP_VETH_CHILD";
 /// The end under test, in namespace `{base}-a`, and its peer in `{base}-b`.
@@ -118,16 +118,18 @@ fn in_namespace() {
         assert!(c.not_ip >= 1, "the peer's ARP: {c:?}");
         assert_eq!(c.redirected, 0);
         assert_eq!(c.passed, total_reasons(&c));
-        // A second attach in any mode is refused while ours is there.
+        // A second attach in any mode is refused while ours is there, naming it and the
+        // link that holds it (a running synline).
         let mut other = XdpProgram::load().unwrap();
-        let err = other
-            .attach(dev, AttachMode::Generic)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with(&format!("bpf_xdp_attach on ifindex {dev} (generic mode): ")),
-            "{err}"
-        );
+        let err = other.attach(dev, AttachMode::Generic).unwrap_err();
+        match &err {
+            XdpError::Occupied { occupant, .. } => {
+                assert_eq!(occupant.prog_id, prog.prog_id().unwrap());
+                assert!(occupant.is_synline() && occupant.link_id.is_some(), "{err}");
+            }
+            e => panic!("{e}"),
+        }
+        assert!(err.to_string().contains("held by bpf_link"), "{err}");
         drop(other);
         assert_eq!(
             xdp_shown(DEV),
@@ -136,6 +138,33 @@ fn in_namespace() {
         );
     }
     assert_eq!(xdp_shown(DEV), "", "drop detaches");
+
+    // An older synline attached by netlink and was killed: its program is still there (the
+    // "EBUSY and no hint" of old). The next attach replaces it and says which it was.
+    {
+        let old = XdpProgram::load().unwrap();
+        old.attach_netlink_for_test(dev, AttachMode::Native)
+            .unwrap();
+        let old_id = old.prog_id().unwrap();
+        drop(old);
+        assert_eq!(
+            xdp_shown(DEV),
+            "xdp",
+            "a netlink attachment outlives its loader"
+        );
+        let mut prog = XdpProgram::load().unwrap();
+        assert_eq!(
+            prog.attach(dev, AttachMode::Native).unwrap(),
+            AttachMode::Native
+        );
+        assert_eq!(prog.replaced(), Some(old_id));
+        let shown = synline_testns::must(&["ip", "-d", "link", "show", "dev", DEV]);
+        assert!(
+            shown.contains(&format!("id {} ", prog.prog_id().unwrap())),
+            "{shown}"
+        );
+    }
+    assert_eq!(xdp_shown(DEV), "", "drop closes the link");
 
     // Generic on veth, detached explicitly.
     {
@@ -173,7 +202,9 @@ fn in_namespace() {
         let err = prog.attach(lo, AttachMode::Native).unwrap_err().to_string();
         eprintln!("native on lo: {err}");
         assert!(
-            err.starts_with(&format!("bpf_xdp_attach on ifindex {lo} (native mode): ")),
+            err.starts_with(&format!(
+                "bpf_link_create (BPF_XDP) on ifindex {lo} (native mode): "
+            )),
             "{err}"
         );
         assert_eq!(xdp_shown("lo"), "");
