@@ -475,9 +475,9 @@ cfg_synline() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNE
     record ip netns exec SRV target/release/synline run --accept log --iface veth-s --listen "$DST:$PORT,tcp_syncookies=2" --cpus "$4" $extra ${SYNLINE_ARGS:-} --stats-socket "\$TMP/synline.sock" ">/dev/null"
     # shellcheck disable=SC2086
     ip netns exec "$SRV" "$BIN/synline" run --accept log --iface "$SDEV" --listen "$DST:$PORT,tcp_syncookies=2" \
-        --cpus "$4" $extra ${SYNLINE_ARGS:-} --stats-socket "$SOCK" >/dev/null 2>"$TMP/synline.err" &
+        --cpus "$4" $extra ${SYNLINE_ARGS:-} --stats-socket "$SOCK" --key-file "$TMP/synline.key" >/dev/null 2>"$TMP/synline.err" &
     TARGET_PIDS+=("$!")
-    wait_for "$TMP/synline.err" "AF_XDP bound"
+    wait_for "$TMP/synline.err" " running "
     for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
     napi "$3"
     reps_of "$id" flood handshake

@@ -104,9 +104,9 @@ jq_() { python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
 wait_log() { for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; cat "$1" >&2; return 1; }
 start_synline() { # extra args
     ip netns exec "$SRV" "$BIN/synline" run --iface veth-s --cpus 1 \
-        --stats-socket "$TMP/s.sock" "$@" 2>"$TMP/synline.err" &
+        --stats-socket "$TMP/s.sock" --key-file "$TMP/synline.key" "$@" 2>"$TMP/synline.err" &
     PIDS+=("$!")
-    wait_log "$TMP/synline.err" "AF_XDP bound"
+    wait_log "$TMP/synline.err" " running "
     pin_napi
 }
 start_acceptor() {

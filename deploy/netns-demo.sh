@@ -77,7 +77,7 @@ for _ in $(seq 50); do ip netns exec "$SRV" ss -Hltn 'sport = :80' | grep -q . &
 echo "== synline run on veth-s for 198.18.0.1:80 and [2001:2::1]:80 (embedded defaults: Linux's)"
 ip netns exec "$SRV" "$BIN" run --iface veth-s \
     --listen 198.18.0.1:80 --listen '[2001:2::1]:80' \
-    --stats-socket "$SOCK" 2>"$LOG" &
+    --stats-socket "$SOCK" --key-file "$TMPD/synline.key" 2>"$LOG" &
 PID=$!
 for _ in $(seq 100); do grep -q "application listens" "$LOG" 2>/dev/null && [ -S "$SOCK" ] && break; sleep 0.1; done
 grep -q "application listens" "$LOG" || { cat "$LOG"; echo "netns-demo: synline did not start" >&2; exit 1; }

@@ -122,6 +122,18 @@ impl Listener {
         self.backlog.store(b, Relaxed)
     }
 
+    /// A-1 for an embedder that holds the listener rather than its socket (a worker thread
+    /// draining every listener's accept list, while the socket stays with its owner): the
+    /// head of the accept list.
+    pub fn accept(&self) -> Option<crate::Child> {
+        self.accept_queue.pop()
+    }
+
+    /// Children waiting in the accept list (`sk_ack_backlog`).
+    pub fn accept_queue_len(&self) -> u32 {
+        self.accept_queue.ack_backlog()
+    }
+
     /// qlen.
     #[inline]
     pub fn qlen(&self) -> u32 {

@@ -173,26 +173,26 @@ impl QueueShared {
         }
     }
 
-    /// Both sets of counters, with nstat names suffixed by the queue (`SynlineXskRxFramesQ0`).
-    pub fn named(&self, queue: u32) -> Vec<(String, u64)> {
-        let mut out: Vec<(String, u64)> = self
-            .worker
-            .snapshot()
-            .named()
-            .iter()
-            .map(|(n, v)| (format!("{n}Q{queue}"), *v))
-            .collect();
+    /// Both sets of counters under their nstat names (`SynlineXskRxFrames`), for one queue.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        let mut out: Vec<(&'static str, u64)> = self.worker.snapshot().named().to_vec();
         let k = self.kernel();
-        for (n, v) in [
+        out.extend([
             ("SynlineXskKernRxDropped", k.rx_dropped),
             ("SynlineXskKernRxRingFull", k.rx_ring_full),
             ("SynlineXskKernFillRingEmpty", k.rx_fill_ring_empty),
             ("SynlineXskKernRxInvalidDescs", k.rx_invalid_descs),
             ("SynlineXskKernTxInvalidDescs", k.tx_invalid_descs),
-        ] {
-            out.push((format!("{n}Q{queue}"), v));
-        }
+        ]);
         out
+    }
+
+    /// [`QueueShared::counters`] with the names suffixed by the queue (`SynlineXskRxFramesQ0`).
+    pub fn named(&self, queue: u32) -> Vec<(String, u64)> {
+        self.counters()
+            .into_iter()
+            .map(|(n, v)| (format!("{n}Q{queue}"), v))
+            .collect()
     }
 }
 

@@ -122,6 +122,40 @@ pub struct XskConfig {
     pub bind_retry: Duration,
 }
 
+/// Ring sizes taken: powers of two in this range. Below 64 a ring holds less than one RX
+/// batch; above 32768 a ring's descriptors alone take more than the frames a queue needs.
+pub const RING_SIZES: std::ops::RangeInclusive<u32> = 64..=32768;
+/// Most UMEM frames per queue: 2^20 frames of 4 KB is 4 GB of pinned memory per queue.
+pub const MAX_FRAMES: u32 = 1 << 20;
+
+impl XskConfig {
+    /// Checks the settings without a syscall, so a daemon can refuse them before it touches
+    /// the NIC: the problem in words.
+    pub fn check(&self) -> Result<(), String> {
+        if self.frame_size != 2048 && self.frame_size != 4096 {
+            return Err(format!(
+                "frame size must be 2048 or 4096, not {}",
+                self.frame_size
+            ));
+        }
+        if !self.ring_size.is_power_of_two() || !RING_SIZES.contains(&self.ring_size) {
+            return Err(format!(
+                "ring size must be a power of two from {} to {}, not {}",
+                RING_SIZES.start(),
+                RING_SIZES.end(),
+                self.ring_size
+            ));
+        }
+        if self.frame_count < self.ring_size || self.frame_count > MAX_FRAMES {
+            return Err(format!(
+                "frames must be from the ring size ({}: the fill ring needs that many) to {MAX_FRAMES}, not {}",
+                self.ring_size, self.frame_count
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for XskConfig {
     fn default() -> Self {
         XskConfig {
@@ -319,18 +353,13 @@ impl XskQueue {
             queue,
             what,
         };
+        config.check().map_err(cfg_err)?;
         let frame_size =
             FrameSize::new(config.frame_size).map_err(|e| cfg_err(format!("frame size: {e}")))?;
         let ring =
             QueueSize::new(config.ring_size).map_err(|e| cfg_err(format!("ring size: {e}")))?;
         let frames = NonZeroU32::new(config.frame_count)
             .ok_or_else(|| cfg_err("frame count: 0".to_owned()))?;
-        if config.frame_count < config.ring_size {
-            return Err(cfg_err(format!(
-                "{} frames cannot fill a ring of {}",
-                config.frame_count, config.ring_size
-            )));
-        }
         let name: Interface = iface
             .parse()
             .map_err(|_| cfg_err("interface name contains a NUL byte".to_owned()))?;

@@ -72,8 +72,10 @@ pub fn fit_to_kernel(specs: &mut [ListenerSpec]) -> Result<Vec<String>> {
 }
 
 /// One synline listener and the application listener behind it.
+#[derive(Clone)]
 pub struct AppListener {
     pub addr: SocketAddr,
+    spec: ListenerSpec,
     listener: Arc<Listener>,
     base: ListenerConfig,
     backlog: u32,
@@ -81,19 +83,46 @@ pub struct AppListener {
     somaxconn: u32,
     /// The inode of the kernel listener serving it, when there is one.
     serving: Option<u32>,
+    /// The application's accept queue as last seen: (ack_backlog, max_ack_backlog).
+    pub app_queue: Option<(u32, u32)>,
 }
 
 impl AppListener {
     pub fn new(spec: &ListenerSpec, listener: Arc<Listener>, somaxconn: u32) -> Self {
         AppListener {
             addr: spec.addr,
+            spec: spec.clone(),
             base: listener.config(),
             backlog: listener.backlog(),
             listener,
             given: spec.given,
             somaxconn,
             serving: None,
+            app_queue: None,
         }
+    }
+
+    /// Whether this watch was made for `spec` (a reload keeps it then).
+    pub fn spec_is(&self, spec: &ListenerSpec) -> bool {
+        self.spec == *spec
+    }
+
+    /// Whether an application listens.
+    pub fn serving(&self) -> bool {
+        self.serving.is_some()
+    }
+}
+
+/// A change in words, for the log.
+pub fn describe(c: &Change) -> String {
+    match c {
+        Change::Up(addr, k, took) => format!(
+            "{addr}: the application listens ({} backlog {}): its SYNs go to the engine, its connections to its accept(); {took}",
+            k.addr, k.max_ack_backlog
+        ),
+        Change::Down(addr) => format!(
+            "{addr}: no application listens: its SYNs go to the kernel, which resets them"
+        ),
     }
 }
 
@@ -116,6 +145,7 @@ pub fn poll(
     let mut changes = Vec::new();
     for a in apps.iter_mut() {
         let now = kernel_listener::serving(&kernel, a.addr).copied();
+        a.app_queue = now.map(|k| (k.ack_backlog, k.max_ack_backlog));
         match (a.serving, now) {
             (_, Some(k)) => {
                 a.listener

@@ -8,8 +8,8 @@ use synline_core::{Child, ChildState};
 /// Bytes of data shown in the log line.
 pub const DATA_SHOWN: usize = 64;
 
-/// The JSON line of a child.
-pub fn json_line(c: &Child) -> String {
+/// The JSON line of a child, stamped with `time` (RFC 3339, UTC).
+pub fn json_line(c: &Child, time: std::time::SystemTime) -> String {
     let mut hex = String::with_capacity(DATA_SHOWN * 2);
     for b in c.data.iter().take(DATA_SHOWN) {
         let _ = write!(hex, "{b:02x}");
@@ -18,6 +18,7 @@ pub fn json_line(c: &Child) -> String {
         .timestamps
         .map(|t| serde_json::json!({ "ts_recent": t.ts_recent, "ts_off": t.ts_off }));
     serde_json::json!({
+        "time": crate::output::rfc3339(time),
         "event": "accept",
         "local": c.local.to_string(),
         "remote": c.remote.to_string(),

@@ -384,7 +384,8 @@ impl Config {
         }
     }
 
-    /// Parses a TOML configuration (tests, the embedded demo).
+    /// Parses a TOML configuration.
+    #[cfg(test)]
     pub fn from_toml(text: &str) -> Result<Config, Problems> {
         let mut c = Config::empty();
         let mut problems = Vec::new();

@@ -5,22 +5,30 @@
 //! - `synline replay IN.pcap --out OUT.pcap --listen ADDR:PORT[,...]`: a capture through the
 //!   engine in virtual time; every frame it would send goes to OUT.pcap.
 //! - `synline run --iface IF --listen ADDR:PORT[,...]`: the daemon (AF_XDP, one worker per
-//!   queue).
+//!   queue). SIGHUP reloads its configuration; SIGINT and SIGTERM stop it.
+//! - `synline check --config FILE`: every problem of a configuration, or exit 0.
 //! - `synline stats`: the counters of a running daemon in nstat format.
 
 mod app_listener;
 mod child_log;
 mod config;
 mod demo;
+mod keyfile;
+mod listeners;
+mod metrics;
+mod output;
 mod pcap;
+mod preflight;
 mod replay;
 mod run;
 mod stats;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +39,28 @@ use std::time::Duration;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// `--xdp-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum XdpMode {
+    /// Native where the driver has it, else generic.
+    Auto,
+    /// In the driver, before any skb is built (fails where the driver has no XDP).
+    Native,
+    /// In the generic stack, after the skb: any interface, AF_XDP in copy mode only.
+    Generic,
+}
+
+/// `--bind-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BindModeArg {
+    /// Zero-copy where the driver has it, else copy.
+    Auto,
+    /// Frames copied between the driver and the UMEM.
+    Copy,
+    /// The UMEM is the driver's buffer (checked before anything is attached).
+    Zerocopy,
 }
 
 #[derive(Subcommand)]
@@ -53,68 +83,195 @@ enum Cmd {
         /// Seed of the secrets (ISN, timestamps, cookies): the same seed replays the same bytes.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Seconds of timers to run after the last frame.
-        #[arg(long, default_value_t = 70)]
+        /// Seconds of timers to run after the last frame (at most a day: every request is
+        /// gone after about two minutes anyway).
+        #[arg(long, default_value_t = 70, value_parser = clap::value_parser!(u64).range(0..=86400))]
         tail: u64,
     },
     /// Run the daemon: XDP on IF, an AF_XDP socket and a worker per queue.
-    Run {
-        /// The interface (a NIC with XDP, or one end of a veth pair).
-        #[arg(long)]
-        iface: String,
-        /// A listener: ADDR:PORT[,backlog=N,tcp_syncookies=M,...] (repeatable).
-        #[arg(long)]
-        listen: Vec<String>,
+    Run(RunArgs),
+    /// Check a configuration as `run` would read it; name every problem (exit 1) or say it
+    /// is fine (exit 0).
+    Check {
         /// TOML configuration (see README).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// XDP attach mode: auto (native, else generic), native or generic.
-        #[arg(long, default_value = "auto")]
-        xdp_mode: String,
-        /// AF_XDP bind mode: auto (zero-copy where the driver has it), copy or zerocopy.
-        #[arg(long, default_value = "auto")]
-        bind_mode: String,
-        /// Busy polling on the AF_XDP sockets (SO_PREFER_BUSY_POLL).
+        /// A listener: ADDR:PORT[,key=value...] (repeatable).
         #[arg(long)]
-        busy_poll: bool,
-        /// AF_XDP ring size (a power of two; default 2048). Larger rings absorb bursts when the
-        /// worker shares its core with the driver's NAPI work (bench/results/latest.md).
-        #[arg(long)]
-        ring_size: Option<u32>,
-        /// UMEM frames per queue (default: twice the ring size, at least 4096).
-        #[arg(long)]
-        frames: Option<u32>,
-        /// Replace the SYN-cookie secrets every this many seconds (0: never). At least 60:
-        /// retired secrets keep their cookies valid for two minutes (two pairs are kept).
-        #[arg(long, default_value_t = 600)]
-        cookie_rotate: u64,
-        /// Run the queue workers under SCHED_FIFO at this priority (1-99). Worth it when a
-        /// worker shares its core with the driver's NAPI work: 1.6x the SYN-ACKs on veth here
-        /// (bench/results/latest.md).
-        #[arg(long, value_parser = clap::value_parser!(i32).range(1..=99))]
-        sched_fifo: Option<i32>,
-        /// CPUs to pin the queue workers to, e.g. 0,1 (queue i on the i-th, round robin).
-        #[arg(long, value_delimiter = ',')]
-        cpus: Vec<usize>,
-        /// Unix socket serving the counters to `synline stats`.
-        #[arg(long, default_value = stats::DEFAULT_SOCKET)]
-        stats_socket: PathBuf,
-        /// Stop after this many seconds (0: run until SIGINT/SIGTERM).
-        #[arg(long, default_value_t = 0)]
-        duration: u64,
-        /// What becomes of an accepted connection: `kernel` hands it to the application's own
-        /// kernel listener on the same address and port (its accept() gets an ordinary
-        /// socket); `log` prints it as a JSON line and resets it (measurement and honeypot
-        /// hosts).
-        #[arg(long, value_enum, default_value_t = run::AcceptMode::Kernel)]
-        accept: run::AcceptMode,
+        listen: Vec<String>,
     },
-    /// Print a running daemon's counters in nstat format.
+    /// Print a running daemon's counters in nstat format (name, value, rate per second).
     Stats {
-        /// The daemon's stats socket.
-        #[arg(long, default_value = stats::DEFAULT_SOCKET)]
-        socket: PathBuf,
+        /// The daemon's stats socket (default: the one of --iface, or the only one running).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// The interface of the daemon to ask.
+        #[arg(long)]
+        iface: Option<String>,
     },
+    /// Write the man page or shell completions (packaging).
+    #[command(hide = true)]
+    Generate {
+        #[arg(value_enum)]
+        what: Generate,
+        /// Output directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Generate {
+    /// synline.1 and one page per subcommand (synline-run.1, ...).
+    Man,
+    /// bash, zsh and fish completions.
+    Completions,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The interface (a NIC with XDP, or one end of a veth pair).
+    #[arg(long)]
+    iface: String,
+    /// A listener: ADDR:PORT[,backlog=N,tcp_syncookies=M,...] (repeatable).
+    #[arg(long)]
+    listen: Vec<String>,
+    /// TOML configuration (see README); read again on SIGHUP.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// XDP attach mode.
+    #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
+    xdp_mode: XdpMode,
+    /// AF_XDP bind mode.
+    #[arg(long, value_enum, default_value_t = BindModeArg::Auto)]
+    bind_mode: BindModeArg,
+    /// Busy polling on the AF_XDP sockets (SO_PREFER_BUSY_POLL).
+    #[arg(long)]
+    busy_poll: bool,
+    /// AF_XDP ring size: a power of two, 64 to 32768 (default 2048). Larger rings absorb
+    /// bursts when the worker shares its core with the driver's NAPI work.
+    #[arg(long)]
+    ring_size: Option<u32>,
+    /// UMEM frames per queue: the ring size to 1048576 (default: twice the ring size, at
+    /// least 4096).
+    #[arg(long)]
+    frames: Option<u32>,
+    /// Replace the SYN-cookie secrets every this many seconds (0: never). At least 60:
+    /// retired secrets keep their cookies valid for two minutes (two pairs are kept).
+    #[arg(long, default_value_t = 600)]
+    cookie_rotate: u64,
+    /// Run the queue workers under SCHED_FIFO at this priority (1-99; CAP_SYS_NICE).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=99))]
+    sched_fifo: Option<i32>,
+    /// CPUs to pin the queue workers to, e.g. 0,1 (queue i on the i-th, round robin).
+    #[arg(long, value_delimiter = ',')]
+    cpus: Vec<usize>,
+    /// Unix socket serving the counters to `synline stats` [default: /run/synline/IFACE.sock].
+    #[arg(long)]
+    stats_socket: Option<PathBuf>,
+    /// Serve Prometheus metrics on ADDR:PORT (/metrics, and /healthz).
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
+    /// Keep the secrets (ISN, timestamps, SYN cookies) in this file (0600, made on first
+    /// start), so a restart breaks no cookie in flight [default: /var/lib/synline/IFACE.key].
+    #[arg(long, conflicts_with = "no_key_file")]
+    key_file: Option<PathBuf>,
+    /// Draw new secrets at every start instead (cookies in flight fail across a restart).
+    #[arg(long)]
+    no_key_file: bool,
+    /// A status line every this many seconds (0: none) [default: 1 when stderr is a
+    /// terminal, where it rewrites itself; else 0].
+    #[arg(long)]
+    status_interval: Option<u64>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = output::LogFormat::Text)]
+    log_format: output::LogFormat,
+    /// Least severe events logged.
+    #[arg(long, value_enum, default_value_t = output::LogLevel::Info)]
+    log_level: output::LogLevel,
+    /// Stop after this many seconds (0: run until SIGINT/SIGTERM).
+    #[arg(long, default_value_t = 0)]
+    duration: u64,
+    /// What becomes of an accepted connection: `kernel` hands it to the application's own
+    /// kernel listener on the same address and port (its accept() gets an ordinary socket);
+    /// `log` prints it as a JSON line and resets it (measurement and honeypot hosts).
+    #[arg(long, value_enum, default_value_t = run::AcceptMode::Kernel)]
+    accept: run::AcceptMode,
+}
+
+/// How long the output threads get to write what is queued when the daemon ends.
+const OUTPUT_GRACE: Duration = Duration::from_millis(200);
+
+/// `synline run`: its own output streams, so neither a worker nor the stop waits on a slow
+/// reader (output.rs); the exit code.
+fn daemon(a: RunArgs) -> i32 {
+    let (stdout, out_drain) = output::Stream::spawn("stdout", std::io::stdout());
+    let (stderr, err_drain) = output::Stream::spawn("stderr", std::io::stderr());
+    output::init_log(&stderr, a.log_format, a.log_level);
+    let outputs = run::Outputs { stdout, stderr };
+    let result = (|| -> Result<()> {
+        let config = config::Config::load(a.config.as_deref(), &a.listen)?;
+        let tty = std::io::stderr().is_terminal();
+        let opts = run::RunOptions {
+            config_file: a.config.clone(),
+            listen: a.listen.clone(),
+            xdp_mode: match a.xdp_mode {
+                XdpMode::Auto => synline_xdp::AttachMode::Auto,
+                XdpMode::Native => synline_xdp::AttachMode::Native,
+                XdpMode::Generic => synline_xdp::AttachMode::Generic,
+            },
+            bind_mode: match a.bind_mode {
+                BindModeArg::Auto => synline_xdp::BindMode::Auto,
+                BindModeArg::Copy => synline_xdp::BindMode::Copy,
+                BindModeArg::Zerocopy => synline_xdp::BindMode::ZeroCopy,
+            },
+            busy_poll: a.busy_poll,
+            ring_size: a.ring_size,
+            frames: a.frames,
+            sched_fifo: a.sched_fifo,
+            cookie_rotate: match a.cookie_rotate {
+                0 => None,
+                s if s < 60 => anyhow::bail!("--cookie-rotate must be 0 or at least 60 seconds: the two previous secret pairs cover two minutes of cookies"),
+                s => Some(Duration::from_secs(s)),
+            },
+            cpus: a.cpus.clone(),
+            stats_socket: a
+                .stats_socket
+                .clone()
+                .unwrap_or_else(|| stats::default_socket(&a.iface)),
+            metrics: a.metrics,
+            key_file: if a.no_key_file {
+                None
+            } else {
+                Some(a.key_file.clone().unwrap_or_else(|| {
+                    PathBuf::from(format!("/var/lib/synline/{}.key", a.iface))
+                }))
+            },
+            status_interval: match a.status_interval {
+                Some(0) => None,
+                Some(s) => Some(Duration::from_secs(s)),
+                None => tty.then_some(Duration::from_secs(1)),
+            },
+            status_tty: tty,
+            duration: (a.duration > 0).then(|| Duration::from_secs(a.duration)),
+            accept: a.accept,
+            iface: a.iface.clone(),
+        };
+        run::run(config, &opts, &outputs)
+    })();
+    let code = match result {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            1
+        }
+    };
+    // Every handle of the streams goes (the workers' with them), then a bounded wait.
+    drop(outputs);
+    let deadline = Instant::now() + OUTPUT_GRACE;
+    out_drain.wait(deadline);
+    err_drain.wait(deadline);
+    code
 }
 
 fn main() -> Result<()> {
@@ -150,45 +307,30 @@ fn main() -> Result<()> {
             eprint!("{}", stats::nstat(&s.stats, &[]));
             Ok(())
         }
-        Cmd::Run {
-            iface,
-            listen,
-            config,
-            xdp_mode,
-            bind_mode,
-            busy_poll,
-            ring_size,
-            frames,
-            sched_fifo,
-            cookie_rotate,
-            cpus,
-            stats_socket,
-            duration,
-            accept,
-        } => {
-            let cfg = config::Config::load(config.as_deref(), &listen)?;
-            let opts = run::RunOptions {
-                iface,
-                xdp_mode: run::parse_xdp_mode(&xdp_mode)?,
-                bind_mode: run::parse_bind_mode(&bind_mode)?,
-                busy_poll,
-                ring_size,
-                frames,
-                sched_fifo,
-                cookie_rotate: match cookie_rotate {
-                    0 => None,
-                    s if s < 60 => anyhow::bail!("--cookie-rotate must be 0 or at least 60 seconds: the two previous secret pairs cover two minutes of cookies"),
-                    s => Some(Duration::from_secs(s)),
-                },
-                cpus,
-                stats_socket: Some(stats_socket),
-                duration: (duration > 0).then(|| Duration::from_secs(duration)),
-                accept,
-            };
-            run::run(cfg, &opts)
-        }
-        Cmd::Stats { socket } => {
+        Cmd::Run(a) => std::process::exit(daemon(a)),
+        Cmd::Check { config, listen } => match config::Config::check(config.as_deref(), &listen) {
+            Ok(c) => {
+                println!(
+                    "synline: the configuration{} is fine: {} listener(s)",
+                    config
+                        .map(|p| format!(" {}", p.display()))
+                        .unwrap_or_default(),
+                    c.listeners.len()
+                );
+                for l in &c.listeners {
+                    println!("  {} backlog {} {:?}", l.addr, l.backlog, l.config);
+                }
+                Ok(())
+            }
+            Err(p) => {
+                eprintln!("synline: {p}");
+                std::process::exit(1);
+            }
+        },
+        Cmd::Generate { what, dir } => generate(what, &dir),
+        Cmd::Stats { socket, iface } => {
             use std::io::Read;
+            let socket = stats::find_socket(socket, iface.as_deref())?;
             let mut s = std::os::unix::net::UnixStream::connect(&socket).with_context(|| {
                 format!(
                     "connect to {} (is `synline run` running?)",
@@ -201,4 +343,26 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `synline generate`: the man pages and completions a package installs.
+fn generate(what: Generate, dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let cmd = Cli::command();
+    match what {
+        Generate::Man => {
+            clap_mangen::generate_to(cmd, dir).context("write the man pages")?;
+        }
+        Generate::Completions => {
+            for shell in [
+                clap_complete::Shell::Bash,
+                clap_complete::Shell::Zsh,
+                clap_complete::Shell::Fish,
+            ] {
+                clap_complete::generate_to(shell, &mut Cli::command(), "synline", dir)
+                    .with_context(|| format!("write the {shell} completion"))?;
+            }
+        }
+    }
+    Ok(())
 }

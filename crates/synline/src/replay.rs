@@ -58,7 +58,7 @@ impl<W: std::io::Write> Replay<W> {
         for i in 0..self.socks.len() {
             while let Ok(c) = self.socks[i].accept() {
                 self.children += 1;
-                (self.json)(child_log::json_line(&c));
+                (self.json)(child_log::json_line(&c, std::time::UNIX_EPOCH + at));
                 if let Ok(n) = self.worker.write_child_rst(&c, &mut self.buf) {
                     self.emit(at, n)?;
                 }

@@ -5,37 +5,54 @@
 //! - `kernel` (the default): each worker hands every child to the application's own kernel
 //!   listener the moment a frame makes it (`AcceptHook::child_made`, `synline_xdp::handoff`),
 //!   and `app_listener` watches the application's listeners every 50 ms;
-//! - `log`: one JSON line per connection on stdout (4-tuple, negotiated options, the first
-//!   bytes of any data), then an RST to the client, sent from the same worker's TX ring (A-2's
-//!   reset of a child nobody will serve).
+//! - `log`: one JSON line per connection on stdout (time, 4-tuple, negotiated options, the
+//!   first bytes of any data), then an RST to the client, sent from the same worker's TX
+//!   ring (A-2's reset of a child nobody will serve).
 //!
-//! The status line goes to stderr when it is a terminal. Start-up checks, each with its own
-//! message and a non-zero exit, leaving nothing attached: not root, no such interface, a
-//! listener address not on the interface, a setting out of range, the kernel's sysctls for the
-//! handoff, a program already attached, no XDP support, an AF_XDP bind failure (named with the
-//! syscall and queue).
+//! The start, in order, so that a start that fails leaves nothing behind:
+//! 1. every check that needs nothing attached (preflight.rs: capabilities, interface, queues,
+//!    addresses, CPUs, ring sizes, zero-copy), the stats socket and the metrics port bound,
+//!    the key file read or created: all problems named at once;
+//! 2. the engine and its listeners;
+//! 3. the port: the program attached through a bpf_link (the kernel detaches it if the
+//!    process dies), AF_XDP sockets, the kernel handoff (tcx links, the TAP);
+//! 4. the workers.
+//!
+//! Then the main loop (every 50 ms): the application listeners, the counters for `synline
+//! stats` and `/metrics`, the status line, cookie rotation (written to the key file first),
+//! SIGHUP (reload: listeners.rs), SIGINT/SIGTERM (stop). Nothing in it waits on output
+//! (output.rs), so a stop takes at most a worker's poll timeout (100 ms) and the final
+//! counters' flush (at most 200 ms of it).
 
 use crate::app_listener;
 use crate::child_log;
-use crate::config::Config;
-use crate::stats;
-use anyhow::{bail, Context, Result};
-use std::io::{IsTerminal, Write};
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::config::{Config, Problems};
+use crate::keyfile::{self, KeyFile, Keys};
+use crate::listeners::{Cached, Listeners, Published};
+use crate::metrics::Metrics;
+use crate::output::Stream;
+use crate::preflight;
+use crate::stats::{self, ListenerGauges, Sample, StatsSocket, View};
+use anyhow::{Context, Result};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use synline_core::{AddressFamily, DropReason, Mib, Secrets, Socket, Stack, StackConfig};
+use std::time::{Duration, Instant, SystemTime};
+use synline_core::{DropReason, Mib, Stack, StackConfig};
 use synline_xdp::{
     AttachMode, BindMode, HandoffFailure, KernelHandoff, Port, PortConfig, PortError, QueueHandoff,
-    QueueHook, QueueShared, RoundCtx, SockDiag, WorkerConfig, XskConfig,
+    QueueHook, RoundCtx, SockDiag, WorkerConfig, XdpError, XskConfig,
 };
+use tracing::{error, info, warn};
 
 /// Options of `synline run` beyond the listeners.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub iface: String,
+    /// The configuration file (read again on SIGHUP) and the `--listen` flags.
+    pub config_file: Option<PathBuf>,
+    pub listen: Vec<String>,
     pub xdp_mode: AttachMode,
     pub bind_mode: BindMode,
     pub busy_poll: bool,
@@ -50,7 +67,15 @@ pub struct RunOptions {
     pub sched_fifo: Option<i32>,
     /// Pin queue i's worker to cpus[i % len].
     pub cpus: Vec<usize>,
-    pub stats_socket: Option<PathBuf>,
+    pub stats_socket: PathBuf,
+    /// The Prometheus endpoint.
+    pub metrics: Option<SocketAddr>,
+    /// Where the secrets are kept across restarts; `None`: new secrets each start.
+    pub key_file: Option<PathBuf>,
+    /// A status line this often (`None`: never).
+    pub status_interval: Option<Duration>,
+    /// The status line rewrites itself in place (stderr is a terminal).
+    pub status_tty: bool,
     /// Stop after this long (tests and demos); forever when `None`.
     pub duration: Option<Duration>,
     /// What becomes of accepted connections.
@@ -71,55 +96,12 @@ pub enum AcceptMode {
     Log,
 }
 
-/// The addresses on the interface, from `ip -j addr show dev IF`.
-fn iface_addrs(iface: &str) -> Result<Vec<IpAddr>> {
-    let out = std::process::Command::new("ip")
-        .args(["-j", "addr", "show", "dev", iface])
-        .output()
-        .context("run `ip -j addr show` (iproute2)")?;
-    if !out.status.success() {
-        bail!(
-            "ip addr show dev {iface}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("parse `ip -j addr` output")?;
-    let mut addrs = Vec::new();
-    for link in v.as_array().into_iter().flatten() {
-        for a in link["addr_info"].as_array().into_iter().flatten() {
-            if let Some(ip) = a["local"].as_str().and_then(|s| s.parse().ok()) {
-                addrs.push(ip);
-            }
-        }
-    }
-    Ok(addrs)
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn secrets_from_os() -> Result<Secrets> {
-    let mut b = [0u8; 16 * 5 + 8];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .context("read /dev/urandom for the ISN, timestamp and cookie secrets")?;
-    let k = |i: usize| -> [u8; 16] { b[i * 16..i * 16 + 16].try_into().expect("16 bytes") };
-    Ok(Secrets {
-        isn: k(0),
-        ts_off: k(1),
-        flow_label: k(2),
-        cookie: [k(3), k(4)],
-        table_seed: u64::from_le_bytes(b[80..88].try_into().expect("8 bytes")),
-    })
+/// The output streams the daemon writes to.
+pub struct Outputs {
+    /// The connection log (`--accept log`).
+    pub stdout: Stream,
+    /// The log (already installed as `tracing`'s writer) and the status line.
+    pub stderr: Stream,
 }
 
 /// One second of counters, for the status line.
@@ -167,68 +149,156 @@ impl Rates {
     }
 }
 
-/// Serves the counters in nstat format on a unix socket: one snapshot per connection.
-fn serve_stats(
-    path: &Path,
-    stack: Stack,
-    xdp: Arc<Mutex<Vec<(String, u64)>>>,
-    queues: Vec<Arc<QueueShared>>,
-    stop: Arc<AtomicBool>,
-) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+/// A stack with `keys`: the secrets, and the retired cookie pairs whose cookies may still be
+/// in flight (a restart validates them as the previous run would have).
+fn stack_from_keys(config: StackConfig, keys: &Keys) -> Stack {
+    let live = keys.live_retired();
+    let now = synline_xdp::monotonic_now();
+    let mut secrets = keys.secrets.clone();
+    if let Some((oldest, _)) = live.first() {
+        secrets.cookie = *oldest;
     }
-    let _ = std::fs::remove_file(path);
-    let l = std::os::unix::net::UnixListener::bind(path)
-        .with_context(|| format!("bind stats socket {}", path.display()))?;
-    l.set_nonblocking(true)
-        .context("stats socket: set_nonblocking")?;
-    let path = path.to_path_buf();
-    std::thread::spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            match l.accept() {
-                Ok((mut c, _)) => {
-                    let mut extra = xdp.lock().map(|v| v.clone()).unwrap_or_default();
-                    for (q, s) in queues.iter().enumerate() {
-                        extra.extend(s.named(q as u32));
-                    }
-                    let _ = c.write_all(stats::nstat(&stack.stats(), &extra).as_bytes());
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-        let _ = std::fs::remove_file(&path);
-    });
-    Ok(())
+    let stack = Stack::new(config, secrets);
+    // Replay the rotations: each retired pair was retired `ago` before now, on the workers'
+    // clock; the last rotation makes the file's current pair current.
+    for (i, (_, ago)) in live.iter().enumerate() {
+        let next = live
+            .get(i + 1)
+            .map_or(keys.secrets.cookie, |(keys, _)| *keys);
+        stack.rotate_cookie_secrets(next, now.saturating_sub(*ago));
+    }
+    stack
 }
 
-pub fn run(mut config: Config, opts: &RunOptions) -> Result<()> {
-    if !is_root() {
-        bail!("not root: `synline run` loads an XDP program and binds AF_XDP sockets (CAP_NET_ADMIN, CAP_BPF); run it as root");
+/// The counters and gauges at this moment.
+fn sample(
+    stack: &Stack,
+    port: &Port,
+    handoff: &Option<KernelHandoff>,
+    listeners: &Listeners,
+    outputs: &Outputs,
+    reloads: (u64, u64),
+) -> Sample {
+    let mut counters: Vec<(String, u64)> = stack
+        .stats()
+        .iter()
+        .map(|(n, v)| (n.to_string(), v))
+        .collect();
+    if let Ok(c) = port.xdp_counters() {
+        counters.extend(c.named().iter().map(|(n, v)| (n.to_string(), *v)));
     }
-    let queues = synline_xdp::iface::rx_queues(&opts.iface)?;
-    let addrs = iface_addrs(&opts.iface)?;
-    for l in &config.listeners {
-        if !l.addr.ip().is_unspecified() && !addrs.contains(&l.addr.ip()) {
-            bail!(
-                "listener {}: address {} is not on interface {} (it has {:?})",
-                l.addr,
-                l.addr.ip(),
-                opts.iface,
-                addrs
-            );
-        }
+    if let Some(h) = handoff {
+        counters.extend(h.stats().named().iter().map(|(n, x)| (n.to_string(), *x)));
+        counters.push((
+            "SynlineTcLastAssignErrno".to_string(),
+            port.program().last_assign_errno().unsigned_abs(),
+        ));
     }
-    let kernel = opts.accept == AcceptMode::Kernel;
-    if kernel {
-        for note in app_listener::fit_to_kernel(&mut config.listeners)? {
-            eprintln!("synline: {note}");
-        }
+    counters.extend([
+        (
+            "SynlineConnLogDropped".to_string(),
+            outputs.stdout.dropped(),
+        ),
+        ("SynlineLogDropped".to_string(), outputs.stderr.dropped()),
+        ("SynlineReloads".to_string(), reloads.0),
+        ("SynlineReloadsFailed".to_string(), reloads.1),
+    ]);
+    let queues = port.queue_shared().iter().map(|q| q.counters()).collect();
+    let listeners = listeners
+        .engine_listeners()
+        .iter()
+        .enumerate()
+        .map(|(i, l)| ListenerGauges {
+            addr: l.addr,
+            qlen: l.qlen(),
+            young: l.young(),
+            backlog: l.backlog(),
+            accept_queue: l.accept_queue_len(),
+            app: listeners.apps.get(i).map(|a| {
+                let (q, m) = a.app_queue.unwrap_or((0, 0));
+                (a.serving(), q, m)
+            }),
+        })
+        .collect();
+    Sample {
+        counters,
+        queues,
+        listeners,
     }
+}
 
-    // The engine first (every setting checked before the NIC is touched): one worker per
-    // queue, the listeners bound through the socket API.
-    let stack = Stack::new(
+pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<()> {
+    let kernel = opts.accept == AcceptMode::Kernel;
+    let d = XskConfig::default();
+    let xsk = XskConfig {
+        bind_mode: opts.bind_mode,
+        ring_size: opts.ring_size.unwrap_or(d.ring_size),
+        frame_count: opts
+            .frames
+            .unwrap_or_else(|| d.frame_count.max(2 * opts.ring_size.unwrap_or(0))),
+        busy_poll: opts.busy_poll.then(Default::default),
+        ..d
+    };
+
+    // 1. Every check before anything is touched.
+    let mut problems = Vec::new();
+    let checked = preflight::check(opts, &config, &xsk, &mut problems);
+    let mut fit_notes = Vec::new();
+    if kernel {
+        match app_listener::fit_to_kernel(&mut config.listeners) {
+            Ok(n) => fit_notes = n,
+            Err(e) => problems.push(format!("{e:#}")),
+        }
+    }
+    if let Err(e) = StatsSocket::check(&opts.stats_socket) {
+        problems.push(format!("{e:#}"));
+    }
+    let metrics = opts.metrics.and_then(|a| {
+        Metrics::bind(a)
+            .map_err(|e| problems.push(format!("{e:#}")))
+            .ok()
+    });
+    let key_file = opts.key_file.as_ref().map(KeyFile::new);
+    let keys = match &key_file {
+        Some(kf) => match kf.read_if_any() {
+            Ok(k) => k,
+            Err(e) => {
+                problems.push(format!("{e:#}"));
+                None
+            }
+        },
+        None => None,
+    };
+    if !problems.is_empty() {
+        return Err(Problems(problems).into());
+    }
+    let keys = match (&key_file, keys) {
+        (Some(kf), Some(k)) => {
+            info!(path = %kf.path().display(), "secrets read from the key file: cookies issued before a restart stay valid");
+            Some(k)
+        }
+        (Some(kf), None) => {
+            let k = kf.create()?;
+            info!(path = %kf.path().display(), "key file created (0600): secrets kept across restarts");
+            Some(k)
+        }
+        (None, _) => None,
+    };
+    for n in checked.notes.iter().chain(&fit_notes) {
+        info!("{n}");
+    }
+    let queues = checked.queues;
+
+    // 2. The engine and its listeners.
+    let mut keys = match keys {
+        Some(k) => k,
+        None => Keys {
+            secrets: keyfile::random_secrets()?,
+            rotated_at: 0,
+            retired: Vec::new(),
+        },
+    };
+    let stack = stack_from_keys(
         StackConfig {
             workers: queues as usize,
             // The kernel is the established table (D-2): late segments of a flow just handed
@@ -240,119 +310,82 @@ pub fn run(mut config: Config, opts: &RunOptions) -> Result<()> {
             },
             ..config.stack
         },
-        secrets_from_os()?,
+        &keys,
     );
-    let mut socks: Vec<Socket> = Vec::new();
-    for l in &config.listeners {
-        let fam = if l.addr.is_ipv6() {
-            AddressFamily::Inet6
-        } else {
-            AddressFamily::Inet
-        };
-        let mut s = stack
-            .socket(fam)
-            .map_err(|e| anyhow::anyhow!("socket(): {e}"))?;
-        s.set_config(l.config)
-            .map_err(|e| anyhow::anyhow!("setsockopt on {}: {e}", l.addr))?;
-        s.bind(l.addr)
-            .map_err(|e| anyhow::anyhow!("bind({}): {e}", l.addr))?;
-        s.listen(l.backlog)
-            .map_err(|e| anyhow::anyhow!("listen({}): {e}", l.addr))?;
-        socks.push(s);
-    }
-    let socks = Arc::new(socks);
+    let mut listeners = Listeners::open(&stack, &config, kernel)?;
 
-    // The port: the XDP program with the listeners in its map, attached, and one AF_XDP
-    // socket per queue; detached again on every way out (its Drop).
-    let d = XskConfig::default();
-    let xsk = XskConfig {
-        bind_mode: opts.bind_mode,
-        ring_size: opts.ring_size.unwrap_or(d.ring_size),
-        frame_count: opts
-            .frames
-            .unwrap_or_else(|| d.frame_count.max(2 * opts.ring_size.unwrap_or(0))),
-        busy_poll: opts.busy_poll.then(Default::default),
-        ..d
-    };
+    // 3. The port: attached through links, detached on every way out (Drop, or the kernel
+    // when the process dies).
     let mut port = Port::open(&PortConfig {
         iface: opts.iface.clone(),
-        listeners: config.listeners.iter().map(|l| l.addr).collect(),
+        listeners: Vec::new(),
         attach: opts.xdp_mode,
         xsk,
         kernel_flows: kernel,
     })
-    .map_err(|e| {
-        let hint = match &e {
-            PortError::Attach { .. } => format!(
-                " (already attached? check `ip link show {0}` and remove it with `ip link set dev {0} xdp off`; no XDP support? try --xdp-mode generic)",
-                opts.iface
-            ),
-            _ => String::new(),
-        };
-        anyhow::anyhow!("{e}{hint}")
-    })?;
-    eprintln!(
-        "synline: XDP attached to {} (ifindex {}) in {:?} mode, {queues} queue(s)",
-        opts.iface,
-        port.ifindex(),
-        port.attach_mode()
+    .map_err(|e| attach_hint(e, &opts.iface))?;
+    if let Some(old) = port.program().replaced() {
+        warn!(prog_id = old, "replaced a synline XDP program an earlier run left attached (killed before synline used links)");
+    }
+    info!(
+        iface = %opts.iface,
+        ifindex = port.ifindex(),
+        mode = ?port.attach_mode(),
+        queues,
+        "XDP attached (bpf_link: detached by the kernel if this process dies)"
     );
     for (q, m) in port.queue_modes().iter().enumerate() {
-        eprintln!("synline: queue {q}: AF_XDP bound in {m:?} mode");
+        info!(queue = q, mode = ?m, "AF_XDP socket bound");
     }
 
-    // The kernel handoff: the TC side and the TAP, then a first look at the application's
-    // listeners (those nobody serves leave the XDP map: the kernel resets their SYNs).
+    // The kernel handoff: tcx and the TAP, then a first look at the application's listeners
+    // (those nobody serves stay out of the XDP map: the kernel resets their SYNs).
     let mut handoff = None;
-    let mut apps = Vec::new();
     let mut diag = None;
     if kernel {
         let ifindex = port.ifindex();
         let h = KernelHandoff::open(port.program_mut(), ifindex, queues)
             .context("set up the kernel handoff")?;
-        eprintln!(
-            "synline: kernel handoff: TC on {} and TAP {}; accepted connections go to the application's listeners",
-            opts.iface,
-            h.tap_name()
+        info!(
+            tap = h.tap_name(),
+            "kernel handoff: accepted connections go to the application's listeners"
         );
-        let somaxconn = config.stack.somaxconn;
-        for (spec, s) in config.listeners.iter().zip(socks.iter()) {
-            let l = s.listener().expect("listening").clone();
-            apps.push(app_listener::AppListener::new(spec, l, somaxconn));
-        }
-        let mut sd = SockDiag::open().context("socket(AF_NETLINK, NETLINK_SOCK_DIAG)")?;
-        let changes = app_listener::poll(&mut sd, &mut apps, port.program(), true)
-            .context("read the kernel's listeners (sock_diag)")?;
-        log_changes(&changes);
-        diag = Some(sd);
+        diag = Some(SockDiag::open().context("socket(AF_NETLINK, NETLINK_SOCK_DIAG)")?);
         handoff = Some(h);
+    }
+    for c in listeners
+        .attach(port.program(), diag.as_mut())
+        .context("read the kernel's listeners (sock_diag)")?
+    {
+        info!("{}", app_listener::describe(&c));
     }
 
     let stop = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("sigaction(SIGINT/SIGTERM)")?;
     }
-    let xdp_counters = Arc::new(Mutex::new(Vec::new()));
-    if let Some(p) = &opts.stats_socket {
-        serve_stats(
-            p,
-            stack.clone(),
-            xdp_counters.clone(),
-            port.queue_shared().to_vec(),
-            stop.clone(),
-        )?;
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .context("sigaction(SIGHUP)")?;
+
+    let view = Arc::new(Mutex::new(View::default()));
+    let healthy = Arc::new(AtomicBool::new(false));
+    if let Some(m) = metrics {
+        let at = m.local_addr();
+        m.serve(view.clone(), healthy.clone(), stop.clone())?;
+        info!(addr = ?at, "metrics on /metrics, health on /healthz");
     }
 
-    // After its rounds each worker drains the accept lists: each child is handed to the
-    // kernel (or, with --accept log, logged), from the worker's own queue; a child that
+    // 4. The workers. After its rounds each drains the accept lists: each child is handed to
+    // the kernel (or, with --accept log, logged), from the worker's own queue; a child that
     // cannot be handed over is reset, as the kernel would have nothing for it.
-    let out = Arc::new(Mutex::new(std::io::stdout()));
     let mut queue_handoffs: Vec<Option<QueueHandoff>> = (0..queues)
         .map(|q| handoff.as_mut().and_then(|h| h.queue(q)))
         .collect();
     if kernel && queue_handoffs.iter().any(|q| q.is_none()) {
-        bail!("kernel handoff: a TAP queue per worker");
+        anyhow::bail!("kernel handoff: a TAP queue per worker");
     }
+    let published = listeners.published.clone();
     let workers = port.spawn(
         &stack,
         &WorkerConfig {
@@ -363,87 +396,182 @@ pub fn run(mut config: Config, opts: &RunOptions) -> Result<()> {
         },
         stop.clone(),
         |q| AcceptHook {
-            socks: socks.clone(),
-            out: out.clone(),
+            cached: published.cached(),
+            published: published.clone(),
+            conn_log: (!kernel).then(|| outputs.stdout.clone()),
             to_kernel: queue_handoffs[q as usize].take(),
             reset: Vec::new(),
             now_secs: 0,
         },
     )?;
+    healthy.store(true, Ordering::Relaxed);
+    StatsSocket::bind(&opts.stats_socket)?.serve(view.clone(), stop.clone())?;
+    info!(stats = %opts.stats_socket.display(), "running");
 
     let started = Instant::now();
-    let mut rotated = Instant::now();
-    let tty = std::io::stderr().is_terminal();
+    let mut rotated = Instant::now()
+        .checked_sub(keys.age())
+        .unwrap_or_else(Instant::now);
     let mut rates = Rates {
         last: stack.stats(),
         at: Instant::now(),
     };
-    let extra_now = |port: &Port, handoff: &Option<KernelHandoff>| -> Vec<(String, u64)> {
-        let mut v: Vec<(String, u64)> = port
-            .xdp_counters()
-            .map(|c| c.named().iter().map(|(n, v)| (n.to_string(), *v)).collect())
-            .unwrap_or_default();
-        if let Some(h) = handoff {
-            v.extend(h.stats().named().iter().map(|(n, x)| (n.to_string(), *x)));
-            v.push((
-                "SynlineTcLastAssignErrno".to_string(),
-                port.program().last_assign_errno().unsigned_abs(),
-            ));
-        }
-        v
-    };
+    let mut status_at = Instant::now();
+    let reloads = (AtomicU64::new(0), AtomicU64::new(0));
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(app_listener::POLL);
         if let Some(sd) = diag.as_mut() {
-            match app_listener::poll(sd, &mut apps, port.program(), false) {
-                Ok(changes) => log_changes(&changes),
-                Err(e) => eprintln!("synline: reading the kernel's listeners: {e:#}"),
+            match app_listener::poll(sd, &mut listeners.apps, port.program(), false) {
+                Ok(changes) => changes
+                    .iter()
+                    .for_each(|c| info!("{}", app_listener::describe(c))),
+                Err(e) => warn!("reading the kernel's listeners: {e:#}"),
             }
         }
-        // The program's and the handoff's counters, as fresh as the stats socket wants them.
-        if let Ok(mut x) = xdp_counters.lock() {
-            *x = extra_now(&port, &handoff);
+        if hup.swap(false, Ordering::Relaxed) {
+            match reload(opts, &mut listeners, port.program(), diag.as_mut()) {
+                Ok(()) => reloads.0.fetch_add(1, Ordering::Relaxed),
+                Err(e) => {
+                    error!("reload refused, the running configuration stays: {e:#}");
+                    reloads.1.fetch_add(1, Ordering::Relaxed)
+                }
+            };
         }
-        if rates.at.elapsed() >= Duration::from_secs(1) {
-            let line = rates.line(stack.stats());
-            if tty {
-                eprint!("\r\x1b[2K{line}");
+        let s = sample(
+            &stack,
+            &port,
+            &handoff,
+            &listeners,
+            outputs,
+            (
+                reloads.0.load(Ordering::Relaxed),
+                reloads.1.load(Ordering::Relaxed),
+            ),
+        );
+        if let Ok(mut v) = view.lock() {
+            v.update(s);
+        }
+        if let Some(every) = opts.status_interval {
+            if status_at.elapsed() >= every {
+                status_at = Instant::now();
+                let line = rates.line(stack.stats());
+                if opts.status_tty {
+                    outputs.stderr.send(format!("\r\x1b[2K{line}"));
+                } else {
+                    info!(target: "status", "{line}");
+                }
             }
         }
         if let Some(period) = opts.cookie_rotate {
             if rotated.elapsed() >= period {
+                let pair = keyfile::random_cookie_pair()?;
+                keys.rotate(pair);
+                // The file first: a crash between the two then loses nothing.
+                if let Some(kf) = &key_file {
+                    if let Err(e) = kf.write(&keys) {
+                        error!("cookie rotation postponed: {e:#}");
+                        rotated = Instant::now();
+                        continue;
+                    }
+                }
                 // The workers' clock (monotonic), so the two-minute grace is on their time.
-                stack
-                    .rotate_cookie_secrets(secrets_from_os()?.cookie, synline_xdp::monotonic_now());
+                stack.rotate_cookie_secrets(pair, synline_xdp::monotonic_now());
                 rotated = Instant::now();
+                info!("cookie secrets rotated");
             }
         }
         if opts.duration.is_some_and(|d| started.elapsed() >= d) || workers.any_finished() {
             stop.store(true, Ordering::Relaxed);
         }
     }
-    if tty {
-        eprintln!();
+    healthy.store(false, Ordering::Relaxed);
+    if opts.status_tty && opts.status_interval.is_some() {
+        outputs.stderr.send("\n".into());
     }
     let failed = workers.join().err();
-    let mut extra = extra_now(&port, &handoff);
+    let mut extra: Vec<(String, u64)> =
+        sample(&stack, &port, &handoff, &listeners, outputs, (0, 0))
+            .counters
+            .into_iter()
+            .filter(|(n, _)| !n.starts_with("Tcp") && !n.starts_with("SynlineDrop"))
+            .collect();
     extra.extend(port.queue_counters());
     port.close()?;
     drop(handoff);
-    eprintln!("synline: XDP detached from {}; totals:", opts.iface);
-    eprint!("{}", stats::nstat(&stack.stats(), &extra));
+    info!(iface = %opts.iface, "XDP detached; totals follow");
+    outputs.stderr.send(stats::nstat(&stack.stats(), &extra));
     match failed {
         Some(e) => Err(anyhow::Error::new(e).context("worker")),
         None => Ok(()),
     }
 }
 
+/// SIGHUP: the configuration read again (file and the same `--listen` flags), checked as a
+/// start checks it, then applied (listeners.rs). A configuration with problems changes
+/// nothing.
+fn reload(
+    opts: &RunOptions,
+    listeners: &mut Listeners,
+    prog: &synline_xdp::XdpProgram,
+    diag: Option<&mut SockDiag>,
+) -> Result<()> {
+    let mut new = Config::check(opts.config_file.as_deref(), &opts.listen)?;
+    let mut problems = Vec::new();
+    preflight::check_addresses(&new, &opts.iface, &mut problems);
+    if opts.accept == AcceptMode::Kernel {
+        if let Err(e) = app_listener::fit_to_kernel(&mut new.listeners) {
+            problems.push(format!("{e:#}"));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Problems(problems).into());
+    }
+    let said = listeners.reload(&new, prog, diag)?;
+    info!(listeners = new.listeners.len(), "configuration reloaded");
+    for s in said {
+        info!("{s}");
+    }
+    Ok(())
+}
+
+/// The start-up error of a failed attach, with what to do about it.
+fn attach_hint(e: PortError, iface: &str) -> anyhow::Error {
+    let hint = match &e {
+        PortError::Attach {
+            source: XdpError::Occupied { occupant, .. },
+            ..
+        } => {
+            if occupant.is_libxdp_dispatcher() {
+                format!(" -- libxdp's dispatcher holds {iface}: synline does not run under it (README, \"Other XDP programs\"); `xdp-loader unload {iface} --all` removes it")
+            } else if let Some(l) = occupant.link_id {
+                format!(" -- a running process holds it through bpf_link {l}: `bpftool link show id {l}` names it (pids); stop that process (another synline on {iface}?)")
+            } else {
+                format!(
+                    " -- remove it with `ip link set dev {iface} {} off`",
+                    if occupant.generic {
+                        "xdpgeneric"
+                    } else {
+                        "xdp"
+                    }
+                )
+            }
+        }
+        PortError::Attach { .. } => {
+            " -- no XDP support in this driver? try --xdp-mode generic".to_string()
+        }
+        _ => String::new(),
+    };
+    anyhow::anyhow!("{e}{hint}")
+}
+
 /// A worker's side of `--accept`: children go to the kernel the moment they are made (before
 /// the next frame of the batch, whose segments may be the flow's next), or to the log; a child
 /// that cannot be handed over is reset after the round, from this worker's queue.
 struct AcceptHook {
-    socks: Arc<Vec<Socket>>,
-    out: Arc<Mutex<std::io::Stdout>>,
+    published: Arc<Published>,
+    cached: Cached,
+    /// `--accept log`: the stdout stream (never waited on).
+    conn_log: Option<Stream>,
     to_kernel: Option<QueueHandoff>,
     reset: Vec<synline_core::Child>,
     now_secs: u32,
@@ -454,8 +582,8 @@ impl QueueHook for AcceptHook {
         let Some(h) = self.to_kernel.as_mut() else {
             return;
         };
-        for s in self.socks.iter() {
-            while let Ok(c) = s.accept() {
+        for l in self.cached.list.iter() {
+            while let Some(c) = l.accept() {
                 match h.hand_over(engine, &c, self.now_secs) {
                     // A TAP error leaves the map entry: the peer's next segment completes it.
                     Ok(()) | Err(HandoffFailure::Tap(_)) => {}
@@ -471,16 +599,18 @@ impl QueueHook for AcceptHook {
 
     fn after_round(&mut self, ctx: &mut RoundCtx<'_>) {
         self.now_secs = ctx.now.as_secs() as u32;
+        self.published.refresh(&mut self.cached);
         if self.to_kernel.is_some() {
             // Children from hand-offs between workers and timers arrive between frames too.
             self.child_made(ctx.engine);
         } else {
-            for s in self.socks.iter() {
+            for l in self.cached.list.iter() {
                 for _ in 0..64 {
-                    let Ok(c) = s.accept() else { break };
-                    let line = child_log::json_line(&c);
-                    if let Ok(mut o) = self.out.lock() {
-                        let _ = writeln!(o, "{line}");
+                    let Some(c) = l.accept() else { break };
+                    if let Some(out) = &self.conn_log {
+                        let mut line = child_log::json_line(&c, SystemTime::now());
+                        line.push('\n');
+                        out.send(line);
                     }
                     self.reset.push(c);
                 }
@@ -490,38 +620,4 @@ impl QueueHook for AcceptHook {
             ctx.originate(|engine, b| engine.write_child_rst(&c, b).ok());
         }
     }
-}
-
-fn log_changes(changes: &[app_listener::Change]) {
-    for c in changes {
-        match c {
-            app_listener::Change::Up(addr, k, took) => eprintln!(
-                "synline: {addr}: the application listens ({} backlog {}): its SYNs go to the engine, its connections to its accept(); {took}",
-                k.addr, k.max_ack_backlog
-            ),
-            app_listener::Change::Down(addr) => eprintln!(
-                "synline: {addr}: no application listens: its SYNs go to the kernel, which resets them"
-            ),
-        }
-    }
-}
-
-/// Parses `--xdp-mode`.
-pub fn parse_xdp_mode(s: &str) -> Result<AttachMode> {
-    Ok(match s {
-        "auto" => AttachMode::Auto,
-        "native" | "drv" => AttachMode::Native,
-        "generic" | "skb" => AttachMode::Generic,
-        _ => bail!("--xdp-mode must be auto, native or generic, not {s:?}"),
-    })
-}
-
-/// Parses `--bind-mode`.
-pub fn parse_bind_mode(s: &str) -> Result<BindMode> {
-    Ok(match s {
-        "auto" => BindMode::Auto,
-        "copy" => BindMode::Copy,
-        "zerocopy" | "zero-copy" => BindMode::ZeroCopy,
-        _ => bail!("--bind-mode must be auto, copy or zerocopy, not {s:?}"),
-    })
 }

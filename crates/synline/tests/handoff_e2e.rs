@@ -320,6 +320,9 @@ impl World {
         let mut cmd = vec![BIN, "run", "--iface", SRV_DEV, "--duration", "120"];
         let sock_s = sock.to_str().unwrap().to_owned();
         cmd.extend(["--stats-socket", &sock_s]);
+        let key = self.dir.join("keys");
+        let key_s = key.to_str().unwrap().to_string();
+        cmd.extend(["--key-file", &key_s]);
         for l in listeners {
             cmd.extend(["--listen", l]);
         }
