@@ -200,6 +200,14 @@ impl Listener {
         }
     }
 
+    /// A restart that kept the secrets (the daemon's key file): cookies issued by the previous
+    /// run may be in flight for two more minutes, so ACKs without a request are checked
+    /// against cookies (L-1) as after an overflow now. Linux has no such case: its new
+    /// listener has no recent overflow, and it drops (RSTs) those ACKs.
+    pub fn cookies_may_be_in_flight(&self, now: Duration) {
+        self.synq_overflow(now)
+    }
+
     /// L-1: `!tcp_synq_no_recent_overflow`: an overflow within the last 120 s.
     pub fn recent_overflow(&self, now: Duration) -> bool {
         let last = self.last_overflow.load(Relaxed);

@@ -130,7 +130,7 @@ pub fn xdp_features(ifindex: u32) -> io::Result<u64> {
 /// `NETDEV_XDP_ACT_BASIC`: the driver runs XDP programs natively.
 pub const XDP_ACT_BASIC: u64 = 1 << 0;
 /// `NETDEV_XDP_ACT_XSK_ZEROCOPY`: AF_XDP zero-copy.
-pub const XDP_ACT_XSK_ZEROCOPY: u64 = 1 << 5;
+pub const XDP_ACT_XSK_ZEROCOPY: u64 = 1 << 3;
 
 /// Detaches `prog` from `ifindex` where it was attached by netlink (not a link) in the given
 /// mode, only if it is still that program (`XDP_FLAGS_REPLACE` with `old_prog_fd`). EBUSY

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Lines a stream holds while its reader is slow.
-const QUEUE_LINES: usize = 16384;
+const QUEUE_LINES: usize = 1024;
 
 /// One output stream: a bounded queue and the thread that writes it out.
 #[derive(Clone)]

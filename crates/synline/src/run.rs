@@ -272,6 +272,7 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
     if !problems.is_empty() {
         return Err(Problems(problems).into());
     }
+    let restarted = keys.is_some();
     let keys = match (&key_file, keys) {
         (Some(kf), Some(k)) => {
             info!(path = %kf.path().display(), "secrets read from the key file: cookies issued before a restart stay valid");
@@ -294,7 +295,9 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
         Some(k) => k,
         None => Keys {
             secrets: keyfile::random_secrets()?,
-            rotated_at: 0,
+            rotated_at: SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
             retired: Vec::new(),
         },
     };
@@ -313,6 +316,12 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
         &keys,
     );
     let mut listeners = Listeners::open(&stack, &config, kernel)?;
+    if restarted {
+        // The previous run's cookies validate (same secrets), and are looked for (L-1).
+        for l in listeners.engine_listeners() {
+            l.cookies_may_be_in_flight(synline_xdp::monotonic_now());
+        }
+    }
 
     // 3. The port: attached through links, detached on every way out (Drop, or the kernel
     // when the process dies).
