@@ -123,9 +123,13 @@ pub enum LogFormat {
 /// `--log-level`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogLevel {
+    /// Failures only.
     Error,
+    /// And what an operator should look at (a refused reload, a replaced program).
     Warn,
+    /// And the start, the listeners' changes, reloads, rotations, the status line.
     Info,
+    /// And details.
     Debug,
 }
 

@@ -1560,7 +1560,7 @@ fn sighup_reloads_listeners_without_dropping_clients() {
     let d = Daemon::start(&net, "r", &["--config", conf.to_str().unwrap()]);
     let pid = d.child.as_ref().unwrap().id();
     // 200 clients over about 2 s, with reloads in the middle.
-    let mut clients = net
+    let clients = net
         .exec(
             &net.cli,
             &[
