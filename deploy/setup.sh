@@ -3,7 +3,9 @@
 # for the XDP program (clang, llvm, libbpf, libelf, zlib), m4 (libxdp-sys), pkg-config,
 # iproute2 and ethtool (namespaces, veth channels), ping (end-to-end tests), tcpdump
 # (fixtures), procps (kill, sysctl), curl, python3 and nginx (the servers and clients of the
-# kernel-handoff tests and the demo), util-linux (setpriv), and checks for a Rust toolchain.
+# kernel-handoff tests and the demo), util-linux (setpriv), bpftool, prometheus (promtool
+# checks the metrics endpoint), systemd (systemd-analyze verifies the unit), and the Rust
+# toolchain rust-toolchain.toml pins.
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -37,5 +39,15 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: no Rust toolchain; installing rustup (stable)"
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy
     export PATH="$HOME/.cargo/bin:$PATH"
+fi
+# rust-toolchain.toml pins the toolchain; rustup installs it if this machine lacks it.
+if command -v rustup >/dev/null 2>&1 && ! rustup show active-toolchain >/dev/null 2>&1; then
+    rustup toolchain install
+fi
+need=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+have=$(rustc --version | awk '{print $2}')
+if [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -1)" != "$need" ]; then
+    echo "setup: rustc $have is older than the workspace's rust-version $need (rust-toolchain.toml pins it: install rustup and run again)" >&2
+    exit 1
 fi
 echo "setup: $(cargo --version), $(clang --version | head -1)"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every test: formatting, lints, unit, property, per-rule state tests, the virtual-time peer
 # simulation, the two-worker stress test, the kernel fixtures, the XDP program under
-# BPF_PROG_TEST_RUN (needs root: fails loudly when CI=true and it is not), and each fuzz target
-# for a bounded time (FUZZ_SECONDS, default 60).
+# BPF_PROG_TEST_RUN (needs root: fails loudly when CI=true and it is not), the systemd unit
+# and the .deb, and each fuzz target for a bounded time (FUZZ_SECONDS, default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/setup.sh
@@ -19,6 +19,9 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -q
 echo "== cargo test"
 cargo test --workspace
+
+echo "== systemd unit (systemd-analyze verify) and the .deb (cargo-deb)"
+./deploy/check-package.sh
 
 echo "== fuzz (${FUZZ_SECONDS:=60} s per target)"
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
