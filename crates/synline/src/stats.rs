@@ -117,8 +117,21 @@ impl View {
             .zip(rates)
             .map(|((n, v), r)| (n.clone(), *v, r))
             .collect();
+        let base = self.older.as_ref().or(self.newest_old.as_ref());
+        let dt = base.map_or(0.0, |(_, at)| self.latest_at.duration_since(*at).as_secs_f64());
         for (q, c) in self.latest.queues.iter().enumerate() {
-            rows.extend(c.iter().map(|(n, v)| (format!("{n}Q{q}"), *v, 0.0)));
+            rows.extend(c.iter().map(|(n, v)| {
+                let before = base
+                    .and_then(|(s, _)| s.queues.get(q))
+                    .and_then(|old| old.iter().find(|(m, _)| m == n))
+                    .map_or(0, |x| x.1);
+                let r = if dt > 0.0 {
+                    v.saturating_sub(before) as f64 / dt
+                } else {
+                    0.0
+                };
+                (format!("{n}Q{q}"), *v, r)
+            }));
         }
         nstat_rows(&rows)
     }
