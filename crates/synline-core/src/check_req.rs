@@ -318,7 +318,13 @@ impl Worker {
             }
         };
         let r = self.reqs.get(id);
-        let tsval = ts_clock_ms(now).wrapping_add(r.ts_off);
+        let tsval = if r.has(flag::FLEET) {
+            // Fleet mode: every SYN-ACK of the request carries the options in its TSval, as
+            // a cookie SYN-ACK does (K-3), for whichever host gets the third ACK.
+            syncookie::cookie_init_timestamp(now, &r.cookie_options()).wrapping_add(r.ts_off)
+        } else {
+            ts_clock_ms(now).wrapping_add(r.ts_off)
+        };
         let n = make_synack(buf, r, cfg, tsval, label, p).ok()?;
         let r = self.reqs.get_mut(id);
         r.num_retrans = r.num_retrans.saturating_add(1);
@@ -467,7 +473,9 @@ impl Worker {
         let key = *key;
         let client_isn = seg.seq - 1;
         let cookie = seg.ack - 1;
-        let Some(idx) = syncookie::cookie_check(&t.cookie, &key, cookie.0, client_isn.0, now)
+        let count = self.cookie_count(now);
+        let Some(idx) =
+            syncookie::cookie_check(&t.cookie, &key, cookie.0, client_isn.0, now, count)
         else {
             self.stats.inc(Mib::SyncookiesFailed);
             return None;

@@ -238,9 +238,17 @@ impl Worker {
             return self.dropped(DropReason::AcceptQueueFull);
         }
 
-        let opts = SynOptions::of(p, &cfg);
+        let mut opts = SynOptions::of(p, &cfg);
         let key = rx.key;
         let v6 = key.v6;
+        let fleet = self.shared.config.fleet;
+        if fleet && opts.ts.is_none() {
+            // Fleet mode: another host may make the child from the cookie, which has no room
+            // for these without timestamps (K-3): none is offered.
+            opts.wscale = None;
+            opts.sack = false;
+            opts.ecn = false;
+        }
         // the offset only matters when timestamps are used (a keyed hash saved per SYN
         // without them, as most flood tools send).
         let ts_off = if cfg.timestamps == 1 && opts.ts.is_some() {
@@ -262,8 +270,22 @@ impl Worker {
         //
         let slot = self.lrefs.acquire(l);
         let mut r = openreq_init(key, slot, p, &opts, &cfg);
-        r.iss = synline_wire::SeqNumber(secure_tcp_seq(&t.secrets, &key, now));
-        let tsval = ts_clock_ms(now).wrapping_add(ts_off);
+        let tsval = if fleet {
+            // Fleet mode: the ISS is the cookie this SYN would get (K-1), and the TSval carries
+            // the options (K-3): any host with the fleet's secrets can make the child.
+            r.flags |= flag::FLEET;
+            r.iss = synline_wire::SeqNumber(syncookie::cookie_init_sequence(
+                &t.cookie.current,
+                &key,
+                p.seg.seq.0,
+                self.cookie_count(now),
+                syncookie::mss_index(opts.mss, v6),
+            ));
+            syncookie::cookie_init_timestamp(now, &r.cookie_options()).wrapping_add(ts_off)
+        } else {
+            r.iss = synline_wire::SeqNumber(secure_tcp_seq(&t.secrets, &key, now));
+            ts_clock_ms(now).wrapping_add(ts_off)
+        };
         if r.has(flag::TSTAMP_OK) {
             r.ts_off = ts_off;
             r.tsval_first = tsval;
@@ -331,7 +353,7 @@ impl Worker {
             &t.cookie.current,
             key,
             p.seg.seq.0,
-            syncookie::cookie_time(now),
+            self.cookie_count(now),
             idx,
         );
         // K-2.

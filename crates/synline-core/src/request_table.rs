@@ -55,6 +55,8 @@ pub mod flag {
     pub const ACKED: u8 = 1 << 4;
     /// The SYN had an 802.1Q tag.
     pub const VLAN: u8 = 1 << 5;
+    /// Fleet mode: the ISS is a SYN cookie and every TSval carries the options (K-3).
+    pub const FLEET: u8 = 1 << 6;
 }
 
 /// One request sock.
@@ -133,6 +135,15 @@ impl RequestSock {
             listener,
             next: NIL,
             prev: NIL,
+        }
+    }
+
+    /// The options a cookie of this request carries in its TSval (K-3): fleet mode.
+    pub(crate) fn cookie_options(&self) -> crate::syncookie::CookieOptions {
+        crate::syncookie::CookieOptions {
+            wscale: (self.flags & flag::WSCALE_OK != 0).then_some(self.snd_wscale),
+            sack: self.flags & flag::SACK_OK != 0,
+            ecn: self.flags & flag::ECN_OK != 0,
         }
     }
 

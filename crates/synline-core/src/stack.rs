@@ -32,6 +32,19 @@ pub struct StackConfig {
     /// meeting the listener. Zero (the default) turns it off. For embedders whose established
     /// table is elsewhere, like the daemon's kernel handoff (see `accepted`).
     pub accepted_grace: core::time::Duration,
+    /// Fleet mode (README, "More than one machine"): every SYN-ACK carries a SYN cookie that
+    /// any host holding the same cookie secrets validates, so a handshake survives a router
+    /// moving its third ACK to another host. A stateful request takes a cookie as its ISS
+    /// (with timestamps, also the cookie's TSval encoding of the options, K-3; without them
+    /// it offers no window scaling, SACK or ECN, as a cookie SYN-ACK), and an ACK that finds
+    /// no request is always checked against cookies (L-1 as after an overflow). Off by
+    /// default: Linux has nothing like it.
+    pub fleet: bool,
+    /// Added to `now` for the cookie minute counter only (K-1, K-5). The engine's clock is
+    /// the caller's monotonic one, which no two hosts share; the daemon sets this so that the
+    /// counter follows the wall clock (`realtime - monotonic`), which a fleet's hosts share
+    /// through NTP, and which survives a reboot.
+    pub cookie_clock_offset: core::time::Duration,
 }
 
 impl Default for StackConfig {
@@ -43,6 +56,8 @@ impl Default for StackConfig {
             requests_per_worker_hint: 1024,
             handoff_capacity: 256,
             accepted_grace: core::time::Duration::ZERO,
+            fleet: false,
+            cookie_clock_offset: core::time::Duration::ZERO,
         }
     }
 }

@@ -156,14 +156,16 @@ pub fn cookie_check_with(
 }
 
 /// K-5 with rotation: the current secrets, then each retired pair while its cookies live.
+/// `now` is the caller's clock (the retirement times' clock); `count` the minute counter
+/// (`cookie_time` of `now` plus `StackConfig::cookie_clock_offset`).
 pub(crate) fn cookie_check(
     keys: &CookieKeys,
     key: &FlowKey,
     cookie: u32,
     client_isn: u32,
     now: Duration,
+    count: u32,
 ) -> Option<u32> {
-    let count = cookie_time(now);
     if let Some(idx) = cookie_check_with(&keys.current, key, cookie, client_isn, count) {
         return Some(idx);
     }
@@ -327,22 +329,46 @@ mod tests {
         let mut keys = CookieKeys::new(old);
         keys.rotate(KEYS, now);
         assert_eq!(
-            cookie_check(&keys, &k, c, 5, now + Duration::from_secs(30)),
+            cookie_check(
+                &keys,
+                &k,
+                c,
+                5,
+                now + Duration::from_secs(30),
+                cookie_time(now + Duration::from_secs(30))
+            ),
             Some(1)
         );
         // Older than two periods: gone with its secrets.
         assert_eq!(
-            cookie_check(&keys, &k, c, 5, now + Duration::from_secs(121)),
+            cookie_check(
+                &keys,
+                &k,
+                c,
+                5,
+                now + Duration::from_secs(121),
+                cookie_time(now + Duration::from_secs(121))
+            ),
             None
         );
         let no_prev = CookieKeys::new(KEYS);
-        assert_eq!(cookie_check(&no_prev, &k, c, 5, now), None);
+        assert_eq!(
+            cookie_check(&no_prev, &k, c, 5, now, cookie_time(now)),
+            None
+        );
         // Two rotations a minute apart: the pair retired first still covers its cookies.
         let mut twice = CookieKeys::new(old);
         twice.rotate([[5; 16], [6; 16]], now);
         twice.rotate(KEYS, now + Duration::from_secs(60));
         assert_eq!(
-            cookie_check(&twice, &k, c, 5, now + Duration::from_secs(70)),
+            cookie_check(
+                &twice,
+                &k,
+                c,
+                5,
+                now + Duration::from_secs(70),
+                cookie_time(now + Duration::from_secs(70))
+            ),
             Some(1)
         );
     }

@@ -132,6 +132,13 @@ impl Worker {
         }
     }
 
+    /// K-1: the cookie minute counter at `now`, on the clock the stack's cookies follow
+    /// (`StackConfig::cookie_clock_offset`).
+    #[inline]
+    pub(crate) fn cookie_count(&self, now: Duration) -> u32 {
+        crate::syncookie::cookie_time(now + self.shared.config.cookie_clock_offset)
+    }
+
     /// This worker's index.
     pub fn id(&self) -> usize {
         self.id
@@ -344,7 +351,10 @@ impl Worker {
         // L-1: without SYN, a cookie ACK is tried first, and only when it can be one.
         if !f.syn() && f.ack() && !f.rst() {
             let cfg = l.config();
-            if cfg.syncookies != SyncookieMode::Never && l.recent_overflow(now) {
+            // Fleet mode: another host may have sent the SYN-ACK, with a cookie as its ISS.
+            let cookies_out = (cfg.syncookies != SyncookieMode::Never && l.recent_overflow(now))
+                || self.shared.config.fleet;
+            if cookies_out {
                 if let Some(v) = self.cookie_ack(t, l, &cfg, buf, p, &rx.key, now) {
                     return v;
                 }

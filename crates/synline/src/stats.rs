@@ -118,7 +118,9 @@ impl View {
             .map(|((n, v), r)| (n.clone(), *v, r))
             .collect();
         let base = self.older.as_ref().or(self.newest_old.as_ref());
-        let dt = base.map_or(0.0, |(_, at)| self.latest_at.duration_since(*at).as_secs_f64());
+        let dt = base.map_or(0.0, |(_, at)| {
+            self.latest_at.duration_since(*at).as_secs_f64()
+        });
         for (q, c) in self.latest.queues.iter().enumerate() {
             rows.extend(c.iter().map(|(n, v)| {
                 let before = base
