@@ -233,32 +233,8 @@ impl KeyFile {
     }
 
     fn read(&self) -> Result<Keys> {
-        let p = &self.path;
-        let meta =
-            std::fs::metadata(p).with_context(|| format!("stat key file {}", p.display()))?;
-        if !meta.is_file() {
-            bail!("key file {} is not a regular file", p.display());
-        }
-        if meta.permissions().mode() & 0o077 != 0 {
-            bail!(
-                "key file {} is readable by others (mode {:o}): the secrets behind every cookie would leak; `chmod 600 {}`",
-                p.display(),
-                meta.permissions().mode() & 0o777,
-                p.display()
-            );
-        }
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let euid = unsafe { libc::geteuid() };
-        if meta.uid() != euid {
-            bail!(
-                "key file {} belongs to uid {}, not to this daemon's uid {euid}",
-                p.display(),
-                meta.uid()
-            );
-        }
-        let text =
-            std::fs::read_to_string(p).with_context(|| format!("read key file {}", p.display()))?;
-        Keys::parse(&text).map_err(|e| anyhow::anyhow!("key file {}: {e}", p.display()))
+        let text = read_private(&self.path, "key file")?;
+        Keys::parse(&text).map_err(|e| anyhow::anyhow!("key file {}: {e}", self.path.display()))
     }
 
     /// The keys in the file; `None` when there is no file.
@@ -292,26 +268,57 @@ impl KeyFile {
 
     /// Writes `keys` atomically: a temporary file (0600) beside it, renamed over it.
     pub fn write(&self, keys: &Keys) -> Result<()> {
-        let p = &self.path;
-        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-        }
-        let tmp = p.with_extension(format!("tmp{}", std::process::id()));
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("create {}", tmp.display()))?;
-        let r = f
-            .write_all(keys.render().as_bytes())
-            .and_then(|()| f.sync_all())
-            .and_then(|()| std::fs::rename(&tmp, p));
-        if r.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        r.with_context(|| format!("write key file {}", p.display()))
+        write_private(&self.path, &keys.render())
     }
+}
+
+/// The text of a secrets file, refused unless it is a regular file of this daemon's user that
+/// nobody else may read. `what` names the file in errors.
+pub fn read_private(p: &Path, what: &str) -> Result<String> {
+    let meta = std::fs::metadata(p).with_context(|| format!("stat {what} {}", p.display()))?;
+    if !meta.is_file() {
+        bail!("{what} {} is not a regular file", p.display());
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        bail!(
+            "{what} {} is readable by others (mode {:o}): the secrets behind every cookie would leak; `chmod 600 {}`",
+            p.display(),
+            meta.permissions().mode() & 0o777,
+            p.display()
+        );
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if meta.uid() != euid {
+        bail!(
+            "{what} {} belongs to uid {}, not to this daemon's uid {euid}",
+            p.display(),
+            meta.uid()
+        );
+    }
+    std::fs::read_to_string(p).with_context(|| format!("read {what} {}", p.display()))
+}
+
+/// Writes `text` to `p` atomically: a temporary file (0600) beside it, synced, renamed over it.
+pub fn write_private(p: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("create {}", tmp.display()))?;
+    let r = f
+        .write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, p));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r.with_context(|| format!("write {}", p.display()))
 }
 
 #[cfg(test)]

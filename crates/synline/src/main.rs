@@ -13,6 +13,7 @@ mod app_listener;
 mod child_log;
 mod config;
 mod demo;
+mod fleet;
 mod keyfile;
 mod listeners;
 mod metrics;
@@ -100,6 +101,11 @@ enum Cmd {
         #[arg(long)]
         listen: Vec<String>,
     },
+    /// Make a fleet master key (0600) to copy to every host of a fleet (`run --fleet-key`).
+    FleetKey {
+        /// Where to write it (never replaced).
+        file: PathBuf,
+    },
     /// Print a running daemon's counters in nstat format (name, value, rate per second).
     Stats {
         /// The daemon's stats socket (default: the one of --iface, or the only one running).
@@ -179,6 +185,12 @@ struct RunArgs {
     /// Draw new secrets at every start instead (cookies in flight fail across a restart).
     #[arg(long)]
     no_key_file: bool,
+    /// Fleet mode: derive the secrets from this fleet master key (the same file on every host
+    /// behind one address; `synline fleet-key FILE` makes one), rotate them in step every
+    /// --cookie-rotate seconds of wall-clock time, and give every SYN-ACK a cookie any host of
+    /// the fleet validates (README, "More than one machine"). Replaces the key file.
+    #[arg(long, conflicts_with_all = ["key_file", "no_key_file"])]
+    fleet_key: Option<PathBuf>,
     /// A status line every this many seconds (0: none) [default: 1 when stderr is a
     /// terminal, where it rewrites itself; else 0].
     #[arg(long)]
@@ -240,6 +252,7 @@ fn daemon(a: RunArgs) -> i32 {
                 .clone()
                 .unwrap_or_else(|| stats::default_socket(&a.iface)),
             metrics: a.metrics,
+            fleet_key: a.fleet_key.clone(),
             key_file: if a.no_key_file {
                 None
             } else {
@@ -328,6 +341,14 @@ fn main() -> Result<()> {
             }
         },
         Cmd::Generate { what, dir } => generate(what, &dir),
+        Cmd::FleetKey { file } => {
+            fleet::FleetKey::generate(&file)?;
+            println!(
+                "synline: fleet key written to {} (0600): copy it to every host",
+                file.display()
+            );
+            Ok(())
+        }
         Cmd::Stats { socket, iface } => {
             use std::io::Read;
             let socket = stats::find_socket(socket, iface.as_deref())?;

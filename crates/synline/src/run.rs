@@ -27,6 +27,7 @@
 use crate::app_listener;
 use crate::child_log;
 use crate::config::{Config, Problems};
+use crate::fleet::{self, FleetKey};
 use crate::keyfile::{self, KeyFile, Keys};
 use crate::listeners::{Cached, Listeners, Published};
 use crate::metrics::Metrics;
@@ -72,6 +73,9 @@ pub struct RunOptions {
     pub metrics: Option<SocketAddr>,
     /// Where the secrets are kept across restarts; `None`: new secrets each start.
     pub key_file: Option<PathBuf>,
+    /// Fleet mode: the secrets derive from this master key (fleet.rs), every SYN-ACK carries
+    /// a fleet-valid cookie (`StackConfig::fleet`); the key file is not used.
+    pub fleet_key: Option<PathBuf>,
     /// A status line this often (`None`: never).
     pub status_interval: Option<Duration>,
     /// The status line rewrites itself in place (stderr is a terminal).
@@ -102,6 +106,12 @@ pub struct Outputs {
     pub stdout: Stream,
     /// The log (already installed as `tracing`'s writer) and the status line.
     pub stderr: Stream,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// One second of counters, for the status line.
@@ -258,7 +268,21 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
             .map_err(|e| problems.push(format!("{e:#}")))
             .ok()
     });
-    let key_file = opts.key_file.as_ref().map(KeyFile::new);
+    let fleet = match &opts.fleet_key {
+        Some(p) => match FleetKey::load(p) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                problems.push(format!("{e:#}"));
+                None
+            }
+        },
+        None => None,
+    };
+    let key_file = opts
+        .key_file
+        .as_ref()
+        .filter(|_| opts.fleet_key.is_none())
+        .map(KeyFile::new);
     let keys = match &key_file {
         Some(kf) => match kf.read_if_any() {
             Ok(k) => k,
@@ -301,8 +325,23 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
             retired: Vec::new(),
         },
     };
+    // The cookie minute follows the wall clock: shared by a fleet's hosts, and kept across a
+    // reboot (the monotonic clock restarts at 0).
+    let cookie_clock_offset = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_sub(synline_xdp::monotonic_now());
+    let period = opts.cookie_rotate.map_or(u64::MAX, |p| p.as_secs());
+    let mut fleet_epoch = fleet::epoch(unix_now(), period);
+    if let Some(f) = &fleet {
+        keys.secrets = f.secrets(fleet_epoch.wrapping_sub(1), keys.secrets.table_seed);
+        keys.retired.clear();
+        info!(key = %opts.fleet_key.as_ref().expect("fleet").display(), epoch = fleet_epoch, "fleet mode: secrets from the fleet key; every SYN-ACK carries a fleet-valid cookie");
+    }
     let stack = stack_from_keys(
         StackConfig {
+            fleet: fleet.is_some(),
+            cookie_clock_offset,
             workers: queues as usize,
             // The kernel is the established table (D-2): late segments of a flow just handed
             // over go to it, not to the listener's RST.
@@ -315,6 +354,15 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
         },
         &keys,
     );
+    if let Some(f) = &fleet {
+        // The previous epoch's pair was retired when this epoch began.
+        let began =
+            Duration::from_secs(unix_now().saturating_sub(fleet_epoch.saturating_mul(period)));
+        stack.rotate_cookie_secrets(
+            f.cookie_pair(fleet_epoch),
+            synline_xdp::monotonic_now().saturating_sub(began),
+        );
+    }
     let mut listeners = Listeners::open(&stack, &config, kernel)?;
     if restarted {
         // The previous run's cookies validate (same secrets), and are looked for (L-1).
@@ -471,7 +519,15 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
                 }
             }
         }
-        if let Some(period) = opts.cookie_rotate {
+        if let Some(f) = &fleet {
+            // In step with every host of the fleet: the epoch's pair, derived.
+            let e = fleet::epoch(unix_now(), period);
+            if e != fleet_epoch {
+                stack.rotate_cookie_secrets(f.cookie_pair(e), synline_xdp::monotonic_now());
+                fleet_epoch = e;
+                info!(epoch = e, "fleet cookie secrets rotated");
+            }
+        } else if let Some(period) = opts.cookie_rotate {
             if rotated.elapsed() >= period {
                 let pair = keyfile::random_cookie_pair()?;
                 keys.rotate(pair);
