@@ -451,6 +451,17 @@ fn ecmp_fleet_spreads_and_survives_a_rehash_in_the_middle_of_handshakes() {
     // 1. Spread: 60 clients through the multipath route, during a loadgen flood from the
     //    client side.
     let flood = loadgen().map(|lg| {
+        // Live frames out of veth-c arrive only where the peer end runs an XDP program.
+        must(&[
+            "ip",
+            "netns",
+            "exec",
+            f.rtr(),
+            lg.to_str().unwrap(),
+            "xdp-pass",
+            "--iface",
+            "r-c",
+        ]);
         let mac = must(&[
             "ip",
             "netns",
@@ -476,8 +487,8 @@ fn ecmp_fleet_spreads_and_survives_a_rehash_in_the_middle_of_handshakes() {
                 "--quiet",
             ],
         )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(std::fs::File::create(f.dir.join("loadgen.out")).unwrap())
+        .stderr(std::fs::File::create(f.dir.join("loadgen.err")).unwrap())
         .spawn()
         .unwrap())
     });
@@ -499,7 +510,11 @@ fn ecmp_fleet_spreads_and_survives_a_rehash_in_the_middle_of_handshakes() {
     if flood.is_some() {
         let syns: u64 = hosts.iter().map(|h| h.stats()["SynlineInSyns"]).sum();
         eprintln!("SYNs at the hosts with the flood: {syns}");
-        assert!(syns > 500, "the flood reached the hosts: {syns}");
+        let lg = std::fs::read_to_string(f.dir.join("loadgen.err")).unwrap_or_default();
+        assert!(
+            syns > 500,
+            "the flood reached the hosts: {syns}; loadgen: {lg}"
+        );
     }
     drop(flood);
     let opens = hosts.each_ref().map(|h| h.stats()["SynlineKernelHandoffs"]);
