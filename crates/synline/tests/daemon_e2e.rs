@@ -297,8 +297,10 @@ impl<'a> Daemon<'a> {
         std::fs::read_to_string(&self.err).unwrap_or_default()
     }
 
-    /// `synline stats --socket`, parsed.
+    /// `synline stats --socket`, parsed. The daemon refreshes what it serves every 50 ms:
+    /// what happened before the call is in it after a short wait.
     fn stats(&self) -> HashMap<String, u64> {
+        std::thread::sleep(Duration::from_millis(150));
         let out = Command::new(BIN)
             .args(["stats", "--socket"])
             .arg(&self.sock)
@@ -1178,6 +1180,7 @@ fn start_unread(net: &Net, args: &[&str]) -> (Child, PathBuf, PathBuf) {
 }
 
 fn stats_of(sock: &std::path::Path) -> HashMap<String, u64> {
+    std::thread::sleep(Duration::from_millis(150));
     let out = Command::new(BIN)
         .args(["stats", "--socket"])
         .arg(sock)
