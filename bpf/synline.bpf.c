@@ -28,6 +28,7 @@
 #include "synline.h"
 #include "maps.h"
 #include "parsing.h"
+#include "cookie.h"
 
 static __always_inline void count(__u32 slot)
 {
@@ -131,11 +132,275 @@ static __always_inline int kernel_owns(struct xdp_md *ctx, struct seg_info *si)
 	return hv && bpf_ntohl(si->ack) == hv->iss + 1 && bpf_ntohl(si->seq) == hv->irs + 1;
 }
 
+/*
+ * The flood path (cookie.h): rewrites the SYN at l3off into the engine's cookie SYN-ACK and
+ * returns XDP_TX, or returns -1 without touching the frame when the engine must see it.
+ */
+static __always_inline int cookie_answer(struct xdp_md *ctx, const struct listener_val *lv,
+					 int l3off, int v6)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct cookie_scratch *w;
+	struct cookie_secrets *ks;
+	struct opt_ctx oc;
+	__u32 zero = 0;
+	__u8 *ipb, *out;
+	struct syn_in *sp;
+	__u32 slot, tcplen, hdrlen, optlen, iplen, idx, iss, tsval = 0, ts_off = 0, label = 0;
+	__u32 outopt, tcp_out, i;
+	__u64 now, minute, sum;
+	__u16 mss, window, csum;
+	int has_ts, ws, sack, ecn, old_len, new_len;
+	__u8 *t;
+
+	w = bpf_map_lookup_elem(&cookie_scratch, &zero);
+	if (!w)
+		return -1;
+	__builtin_memset(w, 0, sizeof(*w));
+	sp = &w->s;
+	ipb = w->ipb;
+	out = w->out;
+	slot = cookie_slot & 1;
+	ks = &cookie_keys[slot];
+	if (!ks->ready)
+		return -1;
+	/* D-1: a unicast destination MAC (PACKET_HOST). */
+	if (data + 14 > data_end || (((__u8 *)data)[0] & 1))
+		return -1;
+
+	iplen = v6 ? 40 : 20;
+	if (v6) {
+		if (bpf_xdp_load_bytes(ctx, l3off, ipb, 40))
+			return -1;
+		tcplen = ((__u32)ipb[4] << 8) | ipb[5];
+		sp->ip_ecn = ((ipb[1] >> 4) & 3);
+		/* S-1, V-2: a multicast or unspecified destination; a v4-mapped source. */
+		if (ipb[24] == 0xff)
+			return -1;
+		sum = 0;
+		for (i = 0; i < 16; i++)
+			sum |= ipb[24 + i];
+		if (!sum)
+			return -1;
+		sum = 0;
+		for (i = 0; i < 10; i++)
+			sum |= ipb[8 + i];
+		if (!sum && ipb[18] == 0xff && ipb[19] == 0xff)
+			return -1;
+	} else {
+		if (bpf_xdp_load_bytes(ctx, l3off, ipb, 20))
+			return -1;
+		if (ipb[0] != 0x45) /* options: the engine's */
+			return -1;
+		if (csum_fold(csum_words(ipb, 20, 20)) != 0xffff)
+			return -1;
+		tcplen = (((__u32)ipb[2] << 8) | ipb[3]) - 20;
+		sp->ip_ecn = ipb[1] & 3;
+		if ((ipb[16] >= 224 && ipb[16] < 240) ||
+		    (ipb[16] == 255 && ipb[17] == 255 && ipb[18] == 255 && ipb[19] == 255) ||
+		    !(ipb[16] | ipb[17] | ipb[18] | ipb[19]))
+			return -1;
+	}
+	if (bpf_xdp_load_bytes(ctx, l3off + iplen, sp->tcp, 20))
+		return -1;
+	hdrlen = (sp->tcp[12] >> 4) * 4;
+	/* A SYN with data (or a length that disagrees) is the engine'sp-> */
+	if (hdrlen < 20 || hdrlen > 60 || tcplen != hdrlen)
+		return -1;
+	optlen = hdrlen - 20;
+	sp->optlen = optlen;
+	if (optlen > 0 && optlen <= 40 &&
+	    bpf_xdp_load_bytes(ctx, l3off + iplen + 20, sp->tcp + 20, optlen))
+		return -1;
+	sp->flags = sp->tcp[13];
+	if ((sp->flags & 0x17) != TCP_FLAG_SYN)
+		return -1;
+	/*
+	 * D-1: the TCP checksum, pseudo header included. bpf_csum_diff() sums the words as the
+	 * CPU loads them (csum_partial), so the pseudo header's length and protocol words are
+	 * added the same way (bpf_htons), and a result is stored as the CPU stores it.
+	 */
+	sum = (v6 ? csum_words(ipb + 8, 32, 32) : csum_words(ipb + 12, 8, 8)) +
+	      bpf_htons(tcplen) + bpf_htons(IPPROTO_TCP) + csum_words(sp->tcp, hdrlen, 60);
+	if (csum_fold(sum) != 0xffff)
+		return -1;
+	sp->seq = ((__u32)sp->tcp[4] << 24) | ((__u32)sp->tcp[5] << 16) | ((__u32)sp->tcp[6] << 8) |
+		sp->tcp[7];
+	oc.s = sp;
+	oc.off = 0;
+	bpf_loop(OPT_STEPS, opt_step, &oc, 0);
+	if (!sp->opt_done)
+		return -1;
+
+	/* S-7 with the settings (conn_request.rs SynOptions::of), then K-3. */
+	mss = sp->mss ? sp->mss : (v6 ? 1220 : 536);
+	if (lv->maxseg && mss > lv->maxseg)
+		mss = lv->maxseg;
+	has_ts = sp->has_ts && lv->timestamps;
+	ws = sp->has_ws && lv->wscale_ok;
+	sack = sp->sack && lv->sack;
+	ecn = (sp->flags & 0xc0) == 0xc0 && sp->ip_ecn == 0 && lv->ecn;
+	if (!has_ts) {
+		ws = 0;
+		sack = 0;
+		ecn = 0;
+	}
+	idx = mss_index(mss, v6);
+
+	/* flow_key.hash_input(): remote, local, remote port, local port. */
+	if (v6) {
+		__builtin_memcpy(sp->hash_in, ipb + 8, 16);
+		__builtin_memcpy(sp->hash_in + 16, ipb + 24, 16);
+		__builtin_memcpy(sp->hash_in + 32, sp->tcp, 4);
+	} else {
+		__builtin_memcpy(sp->hash_in, ipb + 12, 8);
+		__builtin_memcpy(sp->hash_in + 8, sp->tcp, 4);
+	}
+	if (has_ts && lv->timestamps == 1)
+		ts_off = v6 ? siphash24(ks->ts_off, sp->hash_in, 32) : siphash24(ks->ts_off, sp->hash_in, 8);
+	now = cookie_test_now_ns ? cookie_test_now_ns : bpf_ktime_get_ns();
+	minute = (now + ks->clock_offset_ns) / 60000000000ULL;
+	/* K-1: H0 over the tuple and 0, H1 over the tuple and the count (big-endian). */
+	if (v6) {
+		put32(sp->hash_in + 36, 0);
+		iss = siphash24(ks->cookie[0], sp->hash_in, 40);
+		put32(sp->hash_in + 36, minute);
+		iss += sp->seq + ((__u32)minute << COOKIEBITS) +
+		       (((__u32)siphash24(ks->cookie[1], sp->hash_in, 40) + idx) & COOKIEMASK);
+	} else {
+		put32(sp->hash_in + 12, 0);
+		iss = siphash24(ks->cookie[0], sp->hash_in, 16);
+		put32(sp->hash_in + 12, minute);
+		iss += sp->seq + ((__u32)minute << COOKIEBITS) +
+		       (((__u32)siphash24(ks->cookie[1], sp->hash_in, 16) + idx) & COOKIEMASK);
+	}
+	if (has_ts) {
+		/* K-3: the ms clock with its low 6 bits replaced by the options. */
+		__u64 ts_now = now / 1000000;
+		__u64 ts;
+		__u32 o = ws ? (sp->ws & TS_OPT_WSCALE_MASK) : TS_OPT_WSCALE_MASK;
+
+		if (sack)
+			o |= TS_OPT_SACK;
+		if (ecn)
+			o |= TS_OPT_ECN;
+		ts = ((ts_now >> TSBITS) << TSBITS) | o;
+		if (ts > ts_now)
+			ts -= 1 << TSBITS;
+		tsval = (__u32)ts + ts_off;
+	}
+	if (v6) {
+		/* V-5: the flow label of attempt 0. */
+		sp->hash_in[36] = 0;
+		label = (__u32)siphash24(ks->flow_label, sp->hash_in, 37) & 0xfffff;
+		if (!label)
+			label = 1;
+	}
+
+	/* X-1..X-5: the reply, IP header, TCP header and options (X-4 order). */
+	outopt = 4 + (has_ts ? 12 : (sack ? 4 : 0)) + (ws ? 4 : 0);
+	tcp_out = 20 + outopt;
+	window = has_ts ? lv->wnd_ts : lv->wnd_nots;
+	if (v6) {
+		out[0] = 0x60 | (lv->tclass >> 4);
+		out[1] = (lv->tclass << 4) | ((label >> 16) & 0x0f);
+		out[2] = label >> 8;
+		out[3] = label;
+		put16(out + 4, tcp_out);
+		out[6] = IPPROTO_TCP;
+		out[7] = lv->ttl;
+		__builtin_memcpy(out + 8, ipb + 24, 16);
+		__builtin_memcpy(out + 24, ipb + 8, 16);
+		t = out + 40;
+	} else {
+		out[0] = 0x45;
+		put16(out + 2, 20 + tcp_out);
+		put16(out + 6, 0x4000); /* DF, ID 0 */
+		out[8] = lv->ttl;
+		out[9] = IPPROTO_TCP;
+		__builtin_memcpy(out + 12, ipb + 16, 4);
+		__builtin_memcpy(out + 16, ipb + 12, 4);
+		csum = ~csum_fold(csum_words(out, 20, 20));
+		__builtin_memcpy(out + 10, &csum, 2);
+		t = out + 20;
+	}
+	t[0] = sp->tcp[2];
+	t[1] = sp->tcp[3];
+	t[2] = sp->tcp[0];
+	t[3] = sp->tcp[1];
+	put32(t + 4, iss);
+	put32(t + 8, sp->seq + 1);
+	t[12] = (tcp_out / 4) << 4;
+	t[13] = ecn ? 0x52 : 0x12; /* SYN ACK (ECE) */
+	put16(t + 14, window);
+	t[20] = 2;
+	t[21] = 4;
+	put16(t + 22, lv->adv_mss);
+	i = 24;
+	if (has_ts) {
+		t[24] = sack ? 4 : 1;
+		t[25] = sack ? 2 : 1;
+		t[26] = 8;
+		t[27] = 10;
+		put32(t + 28, tsval);
+		put32(t + 32, sp->tsval);
+		i = 36;
+	} else if (sack) {
+		t[24] = 1;
+		t[25] = 1;
+		t[26] = 4;
+		t[27] = 2;
+		i = 28;
+	}
+	if (ws) {
+		if (i == 24) {
+			t[24] = 1; t[25] = 3; t[26] = 3; t[27] = lv->rcv_wscale;
+		} else if (i == 28) {
+			t[28] = 1; t[29] = 3; t[30] = 3; t[31] = lv->rcv_wscale;
+		} else {
+			t[36] = 1; t[37] = 3; t[38] = 3; t[39] = lv->rcv_wscale;
+		}
+	}
+	sum = (v6 ? csum_words(out + 8, 32, 32) : csum_words(out + 12, 8, 8)) +
+	      bpf_htons(tcp_out) + bpf_htons(IPPROTO_TCP) + csum_words(t, tcp_out, 40);
+	csum = ~csum_fold(sum);
+	__builtin_memcpy(t + 16, &csum, 2);
+
+	/* The frame becomes the reply: resized, rewritten, MACs swapped (a VLAN tag stays). */
+	old_len = data_end - data;
+	new_len = l3off + iplen + tcp_out;
+	if (new_len != old_len && bpf_xdp_adjust_tail(ctx, new_len - old_len))
+		return -1;
+	if (bpf_xdp_store_bytes(ctx, l3off, out, (iplen + tcp_out) & 0x7f)) {
+		count(SYNLINE_CNT_COOKIE_FAILED);
+		return XDP_DROP;
+	}
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + 12 > data_end) {
+		count(SYNLINE_CNT_COOKIE_FAILED);
+		return XDP_DROP;
+	}
+	{
+		__u8 mac[6];
+
+		__builtin_memcpy(mac, data, 6);
+		__builtin_memcpy(data, data + 6, 6);
+		__builtin_memcpy(data + 6, mac, 6);
+	}
+	count(SYNLINE_CNT_COOKIE_SYNACK);
+	if (lv->mode1)
+		count(SYNLINE_CNT_COOKIE_REQQFULL);
+	return XDP_TX;
+}
+
 SEC("xdp")
 int synline_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
+	struct listener_val *lv;
 	struct seg_info si;
 	int ret;
 
@@ -157,10 +422,23 @@ int synline_xdp(struct xdp_md *ctx)
 	}
 
 	/* Exact address first, then the wildcard (all-zero address) of the same family. */
-	if (!bpf_map_lookup_elem(&listeners, &si.key)) {
+	lv = bpf_map_lookup_elem(&listeners, &si.key);
+	if (!lv) {
 		__builtin_memset(si.key.addr, 0, sizeof(si.key.addr));
-		if (!bpf_map_lookup_elem(&listeners, &si.key))
+		lv = bpf_map_lookup_elem(&listeners, &si.key);
+		if (!lv)
 			return pass(SYNLINE_CNT_NOT_LISTENER);
+	}
+
+	/* The flood path: in cookie mode a plain SYN is answered here (cookie.h). */
+	if (lv->cookie && (si.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST | TCP_FLAG_FIN)) ==
+				  TCP_FLAG_SYN) {
+		int l3off = (((struct ethhdr *)data)->h_proto == bpf_htons(ETH_P_8021Q)) ? 18 : 14;
+
+		ret = cookie_answer(ctx, lv, l3off, si.key.family == SYNLINE_FAMILY_V6);
+		if (ret >= 0)
+			return ret;
+		count(SYNLINE_CNT_COOKIE_TO_ENGINE);
 	}
 
 	/* A new SYN always goes to the engine (L-2, section 4); anything else may be the kernel's. */

@@ -31,9 +31,35 @@ struct listener_key {
 	__u8 addr[16];
 };
 
-/* Value of the `listeners` map: reserved for the loader, 0 today. */
+/*
+ * Value of the `listeners` map: what the flood path (cookie.h) needs to answer a SYN as the
+ * engine would, written by the loader from the listener's settings. 20 bytes.
+ *
+ *   0        4     5     6     7     8     9     10    11    12      14       16      18     20
+ *   +--------+-----+-----+-----+-----+-----+-----+-----+-----+-------+--------+-------+------+
+ *   | cookie | ts  |sack | ws  | ecn |rcvws| ttl |tclas|mode1|maxseg |adv_mss |wnd_ts |wnd   |
+ *   +--------+-----+-----+-----+-----+-----+-----+-----+-----+-------+--------+-------+------+
+ *
+ * cookie: 1 while the listener is in cookie mode (tcp_syncookies=2, or 1 with the SYN queue
+ * over its bound, and the accept queue not full): SYNs are answered here; 0: the engine's.
+ * The rest in host order: tcp_timestamps (0..2), tcp_sack, tcp_window_scaling, tcp_ecn != 0,
+ * our window shift, IP_TTL, IPV6_TCLASS, tcp_syncookies == 1 (counts TCPReqQFullDoCookies),
+ * TCP_MAXSEG (0: unset), the MSS we announce, the window without and with timestamps.
+ */
 struct listener_val {
-	__u32 reserved;
+	__u32 cookie;
+	__u8 timestamps;
+	__u8 sack;
+	__u8 wscale_ok;
+	__u8 ecn;
+	__u8 rcv_wscale;
+	__u8 ttl;
+	__u8 tclass;
+	__u8 mode1;
+	__u16 maxseg;
+	__u16 adv_mss;
+	__u16 wnd_ts;
+	__u16 wnd_nots;
 };
 
 /*
@@ -92,7 +118,8 @@ struct handed_val {
 
 /*
  * Slots of the per-CPU `counters` array (u64 each). Every frame lands in exactly one of
- * REDIRECTED or PASSED; each PASSED frame also lands in exactly one reason slot after it,
+ * REDIRECTED, PASSED or COOKIE_SYNACK (or, never seen, COOKIE_FAILED); each PASSED frame also
+ * lands in exactly one reason slot after it,
  * so PASSED == NO_SOCKET + NOT_LISTENER + NOT_TCP + NOT_IP + IPV6_EXT_HDR + IP_FRAGMENT
  * + MALFORMED + KERNEL_FLOW. The TC_* slots count the TC programs of the kernel handoff.
  */
@@ -132,7 +159,18 @@ enum synline_counter {
 	 * ACK != ISS + 1) before the kernel has the socket: its child is on its way through the
 	 * TAP, and this segment must not make one from the wrong ISNs. Dropped; the peer resends. */
 	SYNLINE_CNT_TC_HELD = 15,
-	SYNLINE_CNT_MAX = 16,
+	/* The flood path (cookie.h): a SYN answered here with a cookie SYN-ACK (XDP_TX). Counted
+	 * under the engine's names too (InSegs, SynRecv, SyncookiesSent, SynAckSent, OutSegs). */
+	SYNLINE_CNT_COOKIE_SYNACK = 16,
+	/* ... of a listener with tcp_syncookies=1 (the engine's TCPReqQFullDoCookies). */
+	SYNLINE_CNT_COOKIE_REQQFULL = 17,
+	/* A SYN to a listener in cookie mode left to the engine: not the plain case (IP options,
+	 * data, a bad checksum, an unusual option list...), or no secrets yet. */
+	SYNLINE_CNT_COOKIE_TO_ENGINE = 18,
+	/* The frame could not be rewritten after it was resized (bpf_xdp_store_bytes failed):
+	 * dropped. */
+	SYNLINE_CNT_COOKIE_FAILED = 19,
+	SYNLINE_CNT_MAX = 20,
 };
 
 #endif /* SYNLINE_H */

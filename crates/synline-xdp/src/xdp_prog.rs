@@ -44,7 +44,7 @@ pub const LISTENER_KEY_LEN: usize = 20;
 const _: () = assert!(size_of::<types::listener_key>() == LISTENER_KEY_LEN);
 const _: () = assert!(offset_of!(types::listener_key, port) == 2);
 const _: () = assert!(offset_of!(types::listener_key, addr) == 4);
-const _: () = assert!(size_of::<types::listener_val>() == 4);
+const _: () = assert!(size_of::<types::listener_val>() == 20);
 
 /// `struct listener_key` for `addr`. An IPv4-mapped IPv6 address stays IPv6: like the engine's
 /// listener table, the program matches families as they are on the wire.
@@ -178,10 +178,21 @@ pub struct XdpCounters {
     /// TC: a segment of a handed-over flow other than the handshake's next, before the kernel
     /// has the socket: dropped (it must not make a request from the wrong ISNs); resent.
     pub tc_held: u64,
+    /// The flood path: a SYN answered in XDP with a cookie SYN-ACK (XDP_TX). Every such SYN
+    /// also counts, for the engine's counters, as InSegs, SynRecv, SyncookiesSent, SynAckSent
+    /// and OutSegs (the daemon adds them in).
+    pub cookie_synacks: u64,
+    /// ... of a listener in mode 1 (the engine's TCPReqQFullDoCookies).
+    pub cookie_reqqfull: u64,
+    /// A SYN to a listener in cookie mode that the XDP program left to the engine (not the
+    /// plain case: IP options, data, a bad checksum, an unusual option list; no secrets yet).
+    pub cookie_to_engine: u64,
+    /// A frame resized for a cookie SYN-ACK that could not be rewritten: dropped.
+    pub cookie_failed: u64,
 }
 
 /// Number of slots of the `counters` map (`SYNLINE_CNT_MAX`).
-const COUNTER_SLOTS: u32 = 16;
+const COUNTER_SLOTS: u32 = 20;
 
 impl XdpCounters {
     /// Names in nstat style, with their values, in map slot order.
@@ -203,6 +214,10 @@ impl XdpCounters {
             ("SynlineTcEstablished", self.tc_established),
             ("SynlineTcReinjected", self.tc_reinjected),
             ("SynlineTcHeld", self.tc_held),
+            ("SynlineXdpCookieSynAcks", self.cookie_synacks),
+            ("SynlineXdpCookieReqQFull", self.cookie_reqqfull),
+            ("SynlineXdpCookieToEngine", self.cookie_to_engine),
+            ("SynlineXdpCookieFailed", self.cookie_failed),
         ]
     }
 
@@ -223,7 +238,11 @@ impl XdpCounters {
             12 => &mut self.tc_no_listener,
             13 => &mut self.tc_established,
             14 => &mut self.tc_reinjected,
-            _ => &mut self.tc_held,
+            15 => &mut self.tc_held,
+            16 => &mut self.cookie_synacks,
+            17 => &mut self.cookie_reqqfull,
+            18 => &mut self.cookie_to_engine,
+            _ => &mut self.cookie_failed,
         }
     }
 }
@@ -423,6 +442,103 @@ impl XdpProgram {
                 source,
             }),
         }
+    }
+
+    /// The flood path (bpf/cookie.h): what the program needs of listener `addr` to answer its
+    /// SYNs with cookie SYN-ACKs itself, byte for byte as the engine would, and whether it
+    /// should (`cookie`: the listener is in cookie mode and its accept queue has room). Only
+    /// updates a listener that is in the map (`false` if it is not: the kernel handoff may
+    /// have taken it out while nobody listens).
+    pub fn set_listener_cookie(
+        &self,
+        addr: SocketAddr,
+        cfg: &synline_core::ListenerConfig,
+        cookie: bool,
+    ) -> Result<bool, XdpError> {
+        let v6 = addr.is_ipv6();
+        let v = types::listener_val {
+            cookie: u32::from(cookie),
+            timestamps: cfg.timestamps,
+            sack: u8::from(cfg.sack),
+            wscale_ok: u8::from(cfg.window_scaling),
+            ecn: u8::from(cfg.ecn != 0),
+            rcv_wscale: cfg.rcv_wscale(),
+            ttl: cfg.ttl,
+            tclass: if v6 { cfg.tclass } else { 0 },
+            mode1: u8::from(cfg.syncookies == synline_core::SyncookieMode::WhenFull),
+            maxseg: cfg.maxseg,
+            adv_mss: cfg.adv_mss(v6),
+            wnd_ts: cfg.rcv_wnd(v6, true),
+            wnd_nots: cfg.rcv_wnd(v6, false),
+        };
+        // The map takes bytes: the fields in `struct listener_val` order (bpf/synline.h; the
+        // size is checked at compile time above), host byte order.
+        let mut value = [0u8; size_of::<types::listener_val>()];
+        value[0..4].copy_from_slice(&v.cookie.to_ne_bytes());
+        value[4..12].copy_from_slice(&[
+            v.timestamps,
+            v.sack,
+            v.wscale_ok,
+            v.ecn,
+            v.rcv_wscale,
+            v.ttl,
+            v.tclass,
+            v.mode1,
+        ]);
+        value[12..14].copy_from_slice(&v.maxseg.to_ne_bytes());
+        value[14..16].copy_from_slice(&v.adv_mss.to_ne_bytes());
+        value[16..18].copy_from_slice(&v.wnd_ts.to_ne_bytes());
+        value[18..20].copy_from_slice(&v.wnd_nots.to_ne_bytes());
+        match self
+            .skel
+            .maps
+            .listeners
+            .update(&listener_key_bytes(addr), &value, MapFlags::EXIST)
+        {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(XdpError::Listener {
+                call: "bpf_map_update_elem",
+                addr,
+                source,
+            }),
+        }
+    }
+
+    /// The flood path's secrets: the cookie pair the engine issues cookies with now, the
+    /// timestamp-offset and flow-label keys, and the clock offset of the cookie minute
+    /// (`StackConfig::cookie_clock_offset`). Written into the slot not in use, then made
+    /// current, so the program never reads a pair half written. Call again at each rotation.
+    pub fn set_cookie_secrets(
+        &mut self,
+        cookie: [[u8; 16]; 2],
+        ts_off: [u8; 16],
+        flow_label: [u8; 16],
+        clock_offset: std::time::Duration,
+    ) -> Result<(), XdpError> {
+        let bss = self.bss()?;
+        let next = (bss.cookie_slot as usize + 1) & 1;
+        let k = &mut bss.cookie_keys[next];
+        k.cookie = cookie;
+        k.ts_off = ts_off;
+        k.flow_label = flow_label;
+        k.clock_offset_ns = clock_offset.as_nanos() as u64;
+        k.ready = 1;
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+        bss.cookie_slot = next as u32;
+        Ok(())
+    }
+
+    /// Tests: the flood path's clock, fixed at `now` on the monotonic clock (`None`: the real
+    /// `bpf_ktime_get_ns()`), so its SYN-ACKs can be compared with the engine's at the same
+    /// instant.
+    #[doc(hidden)]
+    pub fn set_cookie_test_clock(
+        &mut self,
+        now: Option<std::time::Duration>,
+    ) -> Result<(), XdpError> {
+        self.bss()?.cookie_test_now_ns = now.map_or(0, |d| d.as_nanos() as u64);
+        Ok(())
     }
 
     /// Registers the AF_XDP socket bound to rx queue `queue`: segments for a listener that
@@ -670,6 +786,28 @@ impl XdpProgram {
             *c.slot_mut(slot) = total;
         }
         Ok(c)
+    }
+
+    /// Runs the program once on `frame` (BPF_PROG_TEST_RUN) and returns its action and the
+    /// frame as the program left it (an XDP_TX reply, say).
+    pub fn test_run_output(&self, frame: &[u8]) -> Result<(XdpAction, Vec<u8>), XdpError> {
+        let mut out = vec![0u8; frame.len() + 256];
+        let input = ProgramInput {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..ProgramInput::default()
+        };
+        let o = self
+            .skel
+            .progs
+            .synline_xdp
+            .test_run(input)
+            .map_err(|source| XdpError::TestRun {
+                len: frame.len(),
+                source,
+            })?;
+        let data = o.data.map(|d| d.to_vec()).unwrap_or_default();
+        Ok((XdpAction::from_raw(o.return_value), data))
     }
 
     /// Runs the program `repeat` times on `frame` (BPF_PROG_TEST_RUN) and returns its action
