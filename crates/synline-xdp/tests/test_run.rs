@@ -103,8 +103,8 @@ fn case(desc: impl Into<String>, frame: Vec<u8>, expect: Expect) -> Case {
 
 fn diff(after: &XdpCounters, before: &XdpCounters) -> XdpCounters {
     let (a, b) = (after.named(), before.named());
-    let mut d = [0u64; 16];
-    for i in 0..16 {
+    let mut d = [0u64; 20];
+    for i in 0..20 {
         d[i] = a[i].1 - b[i].1;
     }
     XdpCounters {
@@ -124,6 +124,10 @@ fn diff(after: &XdpCounters, before: &XdpCounters) -> XdpCounters {
         tc_established: d[13],
         tc_reinjected: d[14],
         tc_held: d[15],
+        cookie_synacks: d[16],
+        cookie_reqqfull: d[17],
+        cookie_to_engine: d[18],
+        cookie_failed: d[19],
     }
 }
 
