@@ -209,6 +209,24 @@ struct RunArgs {
     /// `log` prints it as a JSON line and resets it (measurement and honeypot hosts).
     #[arg(long, value_enum, default_value_t = run::AcceptMode::Kernel)]
     accept: run::AcceptMode,
+    /// The flood path: while a listener is in cookie mode (tcp_syncookies=2, or 1 with its SYN
+    /// queue full), its SYNs are answered in the XDP program with the engine's own cookie
+    /// SYN-ACKs (XDP_TX), without the trip through AF_XDP.
+    #[arg(long, value_enum, default_value_t = XdpCookies::Auto)]
+    xdp_cookies: XdpCookies,
+}
+
+/// `--xdp-cookies`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum XdpCookies {
+    /// On for a NIC (an interface with a device behind it); off for virtual interfaces such
+    /// as veth, where an XDP_TX frame reaches the other end only if that end runs an XDP
+    /// program or has GRO on.
+    Auto,
+    /// On.
+    On,
+    /// Off: every SYN goes to the engine.
+    Off,
 }
 
 /// How long the output threads get to write what is queued when the daemon ends.
@@ -268,6 +286,13 @@ fn daemon(a: RunArgs) -> i32 {
             status_tty: tty,
             duration: (a.duration > 0).then(|| Duration::from_secs(a.duration)),
             accept: a.accept,
+            xdp_cookies: match a.xdp_cookies {
+                XdpCookies::On => true,
+                XdpCookies::Off => false,
+                XdpCookies::Auto => {
+                    std::path::Path::new(&format!("/sys/class/net/{}/device", a.iface)).exists()
+                }
+            },
             iface: a.iface.clone(),
         };
         run::run(config, &opts, &outputs)

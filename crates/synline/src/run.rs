@@ -84,6 +84,9 @@ pub struct RunOptions {
     pub duration: Option<Duration>,
     /// What becomes of accepted connections.
     pub accept: AcceptMode,
+    /// The flood path: cookie SYN-ACKs answered in the XDP program while a listener is in
+    /// cookie mode (bpf/cookie.h).
+    pub xdp_cookies: bool,
 }
 
 /// How long a handed-over flow's late segments (already on their way to the engine when it
@@ -117,13 +120,22 @@ fn unix_now() -> u64 {
 /// One second of counters, for the status line.
 struct Rates {
     last: synline_core::Snapshot,
+    /// The flood path's cookie SYN-ACKs (XDP) at the last line.
+    last_xdp: u64,
     at: Instant,
 }
 
 impl Rates {
-    fn line(&mut self, now: synline_core::Snapshot) -> String {
+    fn line(&mut self, now: synline_core::Snapshot, xdp: u64) -> String {
         let dt = self.at.elapsed().as_secs_f64().max(1e-3);
-        let d = |m: Mib| (now.get(m) - self.last.get(m)) as f64 / dt;
+        let x = xdp.saturating_sub(self.last_xdp) as f64 / dt;
+        let d = |m: Mib| {
+            let engine = (now.get(m) - self.last.get(m)) as f64 / dt;
+            match m {
+                Mib::SynRecv | Mib::SynAckSent | Mib::SyncookiesSent => engine + x,
+                _ => engine,
+            }
+        };
         let mut drops: Vec<(DropReason, u64)> = DropReason::ALL
             .iter()
             .map(|r| (*r, now.drops(*r) - self.last.drops(*r)))
@@ -154,6 +166,7 @@ impl Rates {
             }
         );
         self.last = now;
+        self.last_xdp = xdp;
         self.at = Instant::now();
         s
     }
@@ -180,6 +193,22 @@ fn stack_from_keys(config: StackConfig, keys: &Keys) -> Stack {
     stack
 }
 
+/// The flood path's SYNs under the engine's names: each was a segment in, a SYN, a cookie
+/// sent, a SYN-ACK and a segment out, as if the engine had answered it.
+fn merge_flood_path(counters: &mut [(String, u64)], c: &synline_xdp::XdpCounters) {
+    for (name, v) in counters.iter_mut() {
+        *v += match name.as_str() {
+            "TcpInSegs"
+            | "SynlineInSyns"
+            | "TcpExtSyncookiesSent"
+            | "SynlineOutSynAcks"
+            | "TcpOutSegs" => c.cookie_synacks,
+            "TcpExtTCPReqQFullDoCookies" => c.cookie_reqqfull,
+            _ => 0,
+        };
+    }
+}
+
 /// The counters and gauges at this moment.
 fn sample(
     stack: &Stack,
@@ -195,6 +224,7 @@ fn sample(
         .map(|(n, v)| (n.to_string(), v))
         .collect();
     if let Ok(c) = port.xdp_counters() {
+        merge_flood_path(&mut counters, &c);
         counters.extend(c.named().iter().map(|(n, v)| (n.to_string(), *v)));
     }
     if let Some(h) = handoff {
@@ -417,6 +447,23 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
         info!("{}", app_listener::describe(&c));
     }
 
+    // The flood path's secrets: the pair cookies are issued with now, and the keys of the
+    // timestamp offsets and flow labels (the engine's own, so its SYN-ACKs are the engine's).
+    let mut current_pair = match &fleet {
+        Some(f) => f.cookie_pair(fleet_epoch),
+        None => keys.secrets.cookie,
+    };
+    let (ts_key, label_key) = (keys.secrets.ts_off, keys.secrets.flow_label);
+    let publish_secrets = |port: &mut Port, pair: [[u8; 16]; 2]| {
+        port.program_mut()
+            .set_cookie_secrets(pair, ts_key, label_key, cookie_clock_offset)
+    };
+    publish_secrets(&mut port, current_pair).context("write the flood path's secrets")?;
+    info!(
+        on = opts.xdp_cookies,
+        "flood path: cookie SYN-ACKs answered in XDP while a listener is in cookie mode"
+    );
+
     let stop = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -471,6 +518,7 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
         .unwrap_or_else(Instant::now);
     let mut rates = Rates {
         last: stack.stats(),
+        last_xdp: 0,
         at: Instant::now(),
     };
     let mut status_at = Instant::now();
@@ -485,6 +533,7 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
                 Err(e) => warn!("reading the kernel's listeners: {e:#}"),
             }
         }
+        publish_cookie_modes(&listeners, port.program(), opts.xdp_cookies);
         if hup.swap(false, Ordering::Relaxed) {
             match reload(opts, &mut listeners, port.program(), diag.as_mut()) {
                 Ok(()) => reloads.0.fetch_add(1, Ordering::Relaxed),
@@ -511,7 +560,8 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
         if let Some(every) = opts.status_interval {
             if status_at.elapsed() >= every {
                 status_at = Instant::now();
-                let line = rates.line(stack.stats());
+                let xdp = port.xdp_counters().map_or(0, |c| c.cookie_synacks);
+                let line = rates.line(stack.stats(), xdp);
                 if opts.status_tty {
                     outputs.stderr.send(format!("\r\x1b[2K{line}"));
                 } else {
@@ -523,7 +573,9 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
             // In step with every host of the fleet: the epoch's pair, derived.
             let e = fleet::epoch(unix_now(), period);
             if e != fleet_epoch {
-                stack.rotate_cookie_secrets(f.cookie_pair(e), synline_xdp::monotonic_now());
+                current_pair = f.cookie_pair(e);
+                stack.rotate_cookie_secrets(current_pair, synline_xdp::monotonic_now());
+                publish_secrets(&mut port, current_pair)?;
                 fleet_epoch = e;
                 info!(epoch = e, "fleet cookie secrets rotated");
             }
@@ -541,6 +593,8 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
                 }
                 // The workers' clock (monotonic), so the two-minute grace is on their time.
                 stack.rotate_cookie_secrets(pair, synline_xdp::monotonic_now());
+                current_pair = pair;
+                publish_secrets(&mut port, current_pair)?;
                 rotated = Instant::now();
                 info!("cookie secrets rotated");
             }
@@ -568,6 +622,30 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
     match failed {
         Some(e) => Err(anyhow::Error::new(e).context("worker")),
         None => Ok(()),
+    }
+}
+
+/// The flood path, every 50 ms: which listeners are in cookie mode (tcp_syncookies=2, or 1
+/// with the SYN queue over its bound) with room in their accept queue (S-4): the XDP program
+/// answers their SYNs itself until that changes. While it does, the engine sees none of them
+/// and so records no overflow itself: the listener is told cookies are out (K-2), so that their
+/// ACKs are checked against cookies (L-1).
+fn publish_cookie_modes(listeners: &Listeners, prog: &synline_xdp::XdpProgram, on: bool) {
+    let now = synline_xdp::monotonic_now();
+    for l in listeners.engine_listeners() {
+        let cfg = l.config();
+        let cookie =
+            on && match cfg.syncookies {
+                synline_core::SyncookieMode::Always => true,
+                synline_core::SyncookieMode::WhenFull => l.synq_is_full(),
+                synline_core::SyncookieMode::Never => false,
+            } && !l.accept_queue_is_full(l.backlog());
+        if cookie {
+            l.cookies_may_be_in_flight(now);
+        }
+        if let Err(e) = prog.set_listener_cookie(l.addr, &cfg, cookie) {
+            warn!("flood path for {}: {e}", l.addr);
+        }
     }
 }
 

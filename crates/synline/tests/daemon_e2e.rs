@@ -1631,3 +1631,119 @@ fn sighup_reloads_listeners_without_dropping_clients() {
     // Every client of 8080 and 8081 got its JSON line.
     assert_eq!(s.total("TcpPassiveOpens"), 202, "{}", s.stderr);
 }
+
+// ---- 7. the flood path (XDP cookie SYN-ACKs) ----
+
+/// A backlog of 16 with tcp_syncookies=1 and tcp_synack_retries=1: a spoofed flood fills the
+/// SYN queue, the listener enters cookie mode and the XDP program answers its SYNs itself
+/// (SynlineXdpCookieSynAcks, merged into TcpExtSyncookiesSent), while kernel clients still
+/// connect (their cookie ACKs are the engine's to validate). The flood stops, the spoofed
+/// requests expire (1 + 2 s), the listener leaves cookie mode, and the engine answers SYNs
+/// with request socks again.
+#[test]
+fn a_flood_moves_syns_to_xdp_and_they_come_back_when_it_ends() {
+    let py = require_env!();
+    let net = Net::new(py, 1);
+    must(&[
+        "ip",
+        "-n",
+        &net.srv,
+        "route",
+        "add",
+        "198.18.0.0/15",
+        "dev",
+        SRV_DEV,
+    ]);
+    // An XDP_TX frame crosses a veth to an end that runs an XDP program: the client end gets
+    // one that passes everything (with GRO alone the frames sat in the ring for seconds).
+    let Some(lg) = loadgen() else {
+        assert!(
+            !synline_testns::ci(),
+            "CI=true but synline-loadgen was not built"
+        );
+        eprintln!("skipped: synline-loadgen not built (cargo test --workspace builds it)");
+        return;
+    };
+    must(&[
+        "ip",
+        "netns",
+        "exec",
+        &net.cli,
+        lg.to_str().unwrap(),
+        "xdp-pass",
+        "--iface",
+        CLI_DEV,
+    ]);
+    let d = Daemon::start(
+        &net,
+        "d",
+        &[
+            "--listen",
+            "198.18.0.1:8080,backlog=16,tcp_syncookies=1,tcp_synack_retries=1,TCP_DEFER_ACCEPT=1",
+            "--xdp-cookies",
+            "on",
+        ],
+    );
+    connected(&net.client_json(CONNECT, &[V4_SRV, "8080", "3", "0"]));
+    let before = d.stats();
+    assert_eq!(
+        before["SynlineXdpCookieSynAcks"], 0,
+        "no flood, no cookies: {before:?}"
+    );
+    assert_eq!(before["TcpExtSyncookiesSent"], 0);
+
+    let mut flood = Bg {
+        child: net
+            .exec(
+                &net.cli,
+                &[&net.py, "-c", FLOOD, V4_SRV, "8080", "4", FLOOD_RATE],
+            )
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    };
+    let mut flood_out = BufReader::new(flood.child.stdout.take().unwrap());
+    assert_eq!(read_line(&mut flood_out), "flooding");
+    std::thread::sleep(Duration::from_millis(500));
+    let during_clients = connected(&net.client_json(CONNECT, &[V4_SRV, "8080", "20", "0.05"]));
+    assert_eq!(during_clients.len(), 20);
+    let during = d.stats();
+    let _ = read_line(&mut flood_out); // "sent N S": the flood is over
+    let _ = wait_for(&mut flood.child, Duration::from_secs(10));
+    eprintln!(
+        "during the flood: XDP cookie SYN-ACKs {}, SYNs to the engine {}, cookies sent {}, children {}",
+        during["SynlineXdpCookieSynAcks"],
+        during["SynlineXdpRedirected"],
+        during["TcpExtSyncookiesSent"],
+        during["TcpPassiveOpens"],
+    );
+    assert!(during["SynlineXdpCookieSynAcks"] > 100, "{during:?}");
+    assert!(during["TcpExtSyncookiesSent"] >= during["SynlineXdpCookieSynAcks"]);
+
+    // The requests the flood left expire; the queue refills with request socks.
+    std::thread::sleep(Duration::from_millis(4500));
+    let quiet = d.stats();
+    connected(&net.client_json(CONNECT, &[V4_SRV, "8080", "5", "0.02"]));
+    let after = d.stats();
+    assert_eq!(
+        after["SynlineXdpCookieSynAcks"], quiet["SynlineXdpCookieSynAcks"],
+        "after the flood the XDP program answers no SYN: {after:?}"
+    );
+    assert_eq!(after["TcpExtSyncookiesSent"], quiet["TcpExtSyncookiesSent"]);
+    assert!(after["SynlineOutSynAcks"] >= quiet["SynlineOutSynAcks"] + 5);
+    let s = d.stop();
+    assert!(s.status.success(), "{}", s.stderr);
+    for (i, p) in during_clients {
+        assert!(
+            !s.lines_from(&remote(false, p)).is_empty(),
+            "client {i} during the flood has no JSON line"
+        );
+    }
+}
+
+/// `synline-loadgen`, built beside this test by `cargo test --workspace`.
+fn loadgen() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.parent()?.join("synline-loadgen");
+    p.exists().then_some(p)
+}
