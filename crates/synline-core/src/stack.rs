@@ -72,6 +72,9 @@ pub(crate) struct Shared {
     pub stats: Vec<Arc<WorkerStats>>,
     pub handoff: Handoffs,
     pub taken: Mutex<Vec<bool>>,
+    /// `StackConfig::cookie_clock_offset` as it is now, in ns (the caller follows the wall
+    /// clock's steps: `Stack::set_cookie_clock_offset`).
+    pub cookie_clock_offset_ns: AtomicU64,
 }
 
 impl Shared {
@@ -110,6 +113,7 @@ impl Stack {
                     .collect(),
                 handoff: Handoffs::new(workers, config.handoff_capacity),
                 taken: Mutex::new(vec![false; workers]),
+                cookie_clock_offset_ns: AtomicU64::new(config.cookie_clock_offset.as_nanos() as u64),
             }),
         }
     }
@@ -143,6 +147,16 @@ impl Stack {
     /// Live request socks over all workers.
     pub fn live_requests(&self) -> usize {
         self.shared.stats.iter().map(|w| w.requests()).sum()
+    }
+
+    /// Moves the clock the cookie minute follows (`StackConfig::cookie_clock_offset`): a caller
+    /// that follows the wall clock sets it again when the wall clock steps (NTP's first sync
+    /// after boot), so hosts of a fleet keep agreeing on the minute.
+    pub fn set_cookie_clock_offset(&self, offset: Duration) {
+        self.shared.cookie_clock_offset_ns.store(
+            offset.as_nanos() as u64,
+            core::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Replaces the SYN-cookie secrets. Retired pairs keep validating their cookies for their

@@ -136,7 +136,8 @@ impl Worker {
     /// (`StackConfig::cookie_clock_offset`).
     #[inline]
     pub(crate) fn cookie_count(&self, now: Duration) -> u32 {
-        crate::syncookie::cookie_time(now + self.shared.config.cookie_clock_offset)
+        let off = self.shared.cookie_clock_offset_ns.load(Ordering::Relaxed);
+        crate::syncookie::cookie_time(now + Duration::from_nanos(off))
     }
 
     /// This worker's index.

@@ -123,3 +123,54 @@ fn fleet_cookie_minute_follows_the_shared_clock() {
     assert!(c.accept().is_none());
     assert_eq!(c.stats().get(Mib::SyncookiesFailed), 1);
 }
+
+/// A fleet host whose cookie secrets differ (another fleet, or a host with the wrong key
+/// file) checks the moved ACK against cookies (L-1) and fails it (SyncookiesFailed), then
+/// resets it: the check runs, and refuses.
+#[test]
+fn fleet_host_with_other_secrets_fails_the_cookie() {
+    let mut a = host(true);
+    let sc = StackConfig {
+        fleet: true,
+        ..StackConfig::default()
+    };
+    let mut b = Harness::with_stack(sc, v4_server(), ListenerConfig::default(), 128);
+    b.stack.rotate_cookie_secrets([[7; 16], [8; 16]], b.now);
+    b.stack.rotate_cookie_secrets([[9; 16], [10; 16]], b.now);
+    b.stack.rotate_cookie_secrets([[11; 16], [12; 16]], b.now);
+    let mut p = Peer::v4(40006);
+    let sa = a.feed(&p.syn()).reply().clone();
+    p.learn(&sa);
+    let out = b.feed(&p.third_ack(b""));
+    assert!(out.reply().is_rst());
+    assert_eq!(b.stats().get(Mib::SyncookiesFailed), 1);
+    assert!(b.accept().is_none());
+}
+
+/// Rotation in step (the daemon's fleet epochs): host A issues a cookie under the old pair;
+/// host B has already rotated to the new one (the old pair retired a moment ago) and still
+/// validates it; a host that only ever had the new pair does not.
+#[test]
+fn fleet_cookie_survives_a_rotation_on_the_other_host() {
+    let old = [[21; 16], [22; 16]];
+    let new = [[23; 16], [24; 16]];
+    let mut a = host(true);
+    a.stack.rotate_cookie_secrets(old, a.now);
+    let mut b = host(true);
+    b.stack
+        .rotate_cookie_secrets(old, b.now - Duration::from_secs(600));
+    b.stack.rotate_cookie_secrets(new, b.now);
+    let mut p = Peer::v4(40007);
+    let sa = a.feed(&p.syn()).reply().clone();
+    p.learn(&sa);
+    b.advance(Duration::from_secs(30));
+    b.feed(&p.third_ack(b""));
+    assert!(b.accept().is_some(), "the retired pair still validates");
+
+    let mut c = host(true);
+    c.stack.rotate_cookie_secrets(new, c.now);
+    c.stack.rotate_cookie_secrets(new, c.now);
+    c.stack.rotate_cookie_secrets(new, c.now);
+    c.feed(&p.third_ack(b""));
+    assert!(c.accept().is_none());
+}

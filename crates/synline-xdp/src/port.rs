@@ -486,7 +486,9 @@ impl WorkerLoop {
             });
             rounds = rounds.wrapping_add(1);
             // Every 1024 rounds under load, and at least each second when idle rounds sleep.
-            if rounds % 1024 == 0 || now.saturating_sub(kernel_read) >= Duration::from_secs(1) {
+            if rounds.is_multiple_of(1024)
+                || now.saturating_sub(kernel_read) >= Duration::from_secs(1)
+            {
                 self.shared.read_kernel(&self.xsk);
                 kernel_read = now;
             }

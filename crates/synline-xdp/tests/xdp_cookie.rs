@@ -217,7 +217,7 @@ impl Syn<'_> {
         }
         f.extend(if self.v6 { [0x86, 0xdd] } else { [0x08, 0x00] });
         let mut opts = self.opts.to_vec();
-        while opts.len() % 4 != 0 {
+        while !opts.len().is_multiple_of(4) {
             opts.push(0);
         }
         let mut tcp = vec![0u8; 20];

@@ -4,7 +4,8 @@
 //! A cookie is the only state of a handshake in cookie mode, so a restart that draws new
 //! secrets fails every cookie issued just before it: the client's third ACK finds no request
 //! and a cookie the new secrets do not know, and gets an RST. With the secrets in a file, an
-//! upgrade or a restart loses no connection. The file is created on first start (0600, from
+//! upgrade or a restart breaks no cookie in flight (a stateful handshake in flight, whose
+//! request sock lived in the old process, is still reset). The file is created on first start (0600, from
 //! the kernel's random source), rewritten atomically (a temporary file renamed over it) at
 //! each cookie rotation, and refused when anyone but its owner may read it.
 //!
@@ -142,7 +143,9 @@ impl Keys {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let bad = || format!("line {}: {line:?} is not understood", n + 1);
+            // The line itself is not repeated: it may hold a secret.
+            let key = line.split_whitespace().next().unwrap_or("").to_string();
+            let bad = || format!("line {}: {key:?} line is not understood", n + 1);
             let f: Vec<&str> = line.split_whitespace().collect();
             let pair = |f: &[&str]| -> Option<Pair> {
                 Some(Pair {

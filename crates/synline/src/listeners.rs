@@ -178,6 +178,22 @@ impl Listeners {
         diag: Option<&mut SockDiag>,
     ) -> Result<Vec<String>> {
         let mut said = Vec::new();
+        let applied = self.apply(new, prog, &mut said);
+        // Whatever happened, the workers' list and the application watch follow the set as
+        // it now is.
+        self.entries
+            .sort_by_key(|e| new.listeners.iter().position(|s| s.addr == e.spec.addr));
+        self.rebuild();
+        applied?;
+        if let Some(d) = diag {
+            for c in app_listener::poll(d, &mut self.apps, prog, false)? {
+                said.push(app_listener::describe(&c));
+            }
+        }
+        Ok(said)
+    }
+
+    fn apply(&mut self, new: &Config, prog: &XdpProgram, said: &mut Vec<String>) -> Result<()> {
         if new.stack != self.stack_given {
             said.push("[stack] settings change only with a restart; kept as they were".into());
         }
@@ -230,15 +246,6 @@ impl Listeners {
                 }
             }
         }
-        // The configured order, so the log and metrics read as the file does.
-        self.entries
-            .sort_by_key(|e| new.listeners.iter().position(|s| s.addr == e.spec.addr));
-        self.rebuild();
-        if let Some(d) = diag {
-            for c in app_listener::poll(d, &mut self.apps, prog, false)? {
-                said.push(app_listener::describe(&c));
-            }
-        }
-        Ok(said)
+        Ok(())
     }
 }

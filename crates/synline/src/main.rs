@@ -235,6 +235,14 @@ const OUTPUT_GRACE: Duration = Duration::from_millis(200);
 /// `synline run`: its own output streams, so neither a worker nor the stop waits on a slow
 /// reader (output.rs); the exit code.
 fn daemon(a: RunArgs) -> i32 {
+    // First: a SIGHUP (systemctl reload) or SIGTERM during the start must not kill or be lost.
+    let signals = match run::Signals::register() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("synline: {e:#}");
+            return 1;
+        }
+    };
     let (stdout, out_drain) = output::Stream::spawn("stdout", std::io::stdout());
     let (stderr, err_drain) = output::Stream::spawn("stderr", std::io::stderr());
     output::init_log(&stderr, a.log_format, a.log_level);
@@ -295,7 +303,7 @@ fn daemon(a: RunArgs) -> i32 {
             },
             iface: a.iface.clone(),
         };
-        run::run(config, &opts, &outputs)
+        run::run(config, &opts, &outputs, &signals)
     })();
     let code = match result {
         Ok(()) => 0,

@@ -61,6 +61,11 @@ pub fn render(view: &View) -> String {
     let mut out = String::new();
     let s = &view.latest;
     for (n, v) in &s.counters {
+        // The one value among them that is a state, not a count.
+        if n == "SynlineTcLastAssignErrno" {
+            let _ = writeln!(out, "# HELP synline_tc_last_assign_errno the last errno bpf_sk_assign_tcp_reqsk() returned (0: none)\n# TYPE synline_tc_last_assign_errno gauge\nsynline_tc_last_assign_errno {v}");
+            continue;
+        }
         let m = metric_name(n);
         let _ = writeln!(out, "# HELP {m} nstat {n}\n# TYPE {m} counter\n{m} {v}");
     }
@@ -167,7 +172,12 @@ impl Metrics {
                 while !stop.load(Ordering::Relaxed) {
                     match self.listener.accept() {
                         Ok((c, _)) => {
-                            let _ = answer(c, &view, &healthy);
+                            // A thread per scrape: a client that trickles its request cannot
+                            // hold up /healthz for the next (each ends within a second).
+                            let (view, healthy) = (view.clone(), healthy.clone());
+                            let _ = std::thread::Builder::new()
+                                .name("synline-scrape".into())
+                                .spawn(move || answer(c, &view, &healthy));
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(20)),
                     }
@@ -180,12 +190,12 @@ impl Metrics {
 
 fn answer(c: TcpStream, view: &Mutex<View>, healthy: &AtomicBool) -> std::io::Result<()> {
     c.set_nonblocking(false)?;
-    c.set_read_timeout(Some(Duration::from_secs(2)))?;
-    c.set_write_timeout(Some(Duration::from_secs(2)))?;
-    let mut r = BufReader::new(c.try_clone()?);
+    c.set_read_timeout(Some(Duration::from_millis(500)))?;
+    c.set_write_timeout(Some(Duration::from_secs(1)))?;
+    // At most 8 KB of request: the line, and headers read and ignored up to the blank line.
+    let mut r = BufReader::new(std::io::Read::take(c.try_clone()?, 8192));
     let mut line = String::new();
     r.read_line(&mut line)?;
-    // Headers are read and ignored (up to the blank line).
     let mut h = String::new();
     while r.read_line(&mut h)? > 2 {
         h.clear();

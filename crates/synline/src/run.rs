@@ -103,12 +103,63 @@ pub enum AcceptMode {
     Log,
 }
 
+/// The signals, registered first thing at start (a SIGHUP or SIGTERM that arrives while the
+/// daemon starts must neither kill it nor be lost).
+pub struct Signals {
+    /// SIGINT or SIGTERM: stop.
+    pub stop: Arc<AtomicBool>,
+    /// SIGHUP: reload.
+    pub hup: Arc<AtomicBool>,
+}
+
+impl Signals {
+    pub fn register() -> Result<Signals> {
+        let s = Signals {
+            stop: Arc::default(),
+            hup: Arc::default(),
+        };
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, s.stop.clone())
+                .context("sigaction(SIGINT/SIGTERM)")?;
+        }
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, s.hup.clone())
+            .context("sigaction(SIGHUP)")?;
+        Ok(s)
+    }
+}
+
+/// systemd's readiness protocol (`Type=notify`): `state` to $NOTIFY_SOCKET, if there is one.
+fn sd_notify(state: &str) {
+    use std::os::linux::net::SocketAddrExt;
+    let Ok(path) = std::env::var("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let addr = match path.strip_prefix('@') {
+        Some(name) => std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()),
+        None => std::os::unix::net::SocketAddr::from_pathname(&path),
+    };
+    if let Ok(a) = addr {
+        let _ = sock.send_to_addr(state.as_bytes(), &a);
+    }
+}
+
 /// The output streams the daemon writes to.
 pub struct Outputs {
     /// The connection log (`--accept log`).
     pub stdout: Stream,
     /// The log (already installed as `tracing`'s writer) and the status line.
     pub stderr: Stream,
+}
+
+/// Wall clock minus the monotonic clock: what puts the cookie minute on the wall clock.
+fn wall_minus_monotonic() -> Duration {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_sub(synline_xdp::monotonic_now())
 }
 
 fn unix_now() -> u64 {
@@ -267,15 +318,21 @@ fn sample(
     }
 }
 
-pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<()> {
+pub fn run(
+    mut config: Config,
+    opts: &RunOptions,
+    outputs: &Outputs,
+    signals: &Signals,
+) -> Result<()> {
     let kernel = opts.accept == AcceptMode::Kernel;
     let d = XskConfig::default();
     let xsk = XskConfig {
         bind_mode: opts.bind_mode,
         ring_size: opts.ring_size.unwrap_or(d.ring_size),
-        frame_count: opts
-            .frames
-            .unwrap_or_else(|| d.frame_count.max(2 * opts.ring_size.unwrap_or(0))),
+        frame_count: opts.frames.unwrap_or_else(|| {
+            d.frame_count
+                .max(opts.ring_size.unwrap_or(0).saturating_mul(2))
+        }),
         busy_poll: opts.busy_poll.then(Default::default),
         ..d
     };
@@ -357,10 +414,7 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
     };
     // The cookie minute follows the wall clock: shared by a fleet's hosts, and kept across a
     // reboot (the monotonic clock restarts at 0).
-    let cookie_clock_offset = SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .saturating_sub(synline_xdp::monotonic_now());
+    let mut cookie_clock_offset = wall_minus_monotonic();
     let period = opts.cookie_rotate.map_or(u64::MAX, |p| p.as_secs());
     let mut fleet_epoch = fleet::epoch(unix_now(), period);
     if let Some(f) = &fleet {
@@ -375,7 +429,10 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
             workers: queues as usize,
             // The kernel is the established table (D-2): late segments of a flow just handed
             // over go to it, not to the listener's RST.
-            accepted_grace: if kernel {
+            // In fleet mode every SYN-ACK carries a cookie, so with --accept log the client's
+            // first data after its bare ACK would make a second child from the same cookie:
+            // the grace sends it to the kernel (which resets it) instead.
+            accepted_grace: if kernel || fleet.is_some() {
                 ACCEPTED_GRACE
             } else {
                 Duration::ZERO
@@ -454,23 +511,18 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
         None => keys.secrets.cookie,
     };
     let (ts_key, label_key) = (keys.secrets.ts_off, keys.secrets.flow_label);
-    let publish_secrets = |port: &mut Port, pair: [[u8; 16]; 2]| {
+    let publish_secrets = |port: &mut Port, pair: [[u8; 16]; 2], offset: Duration| {
         port.program_mut()
-            .set_cookie_secrets(pair, ts_key, label_key, cookie_clock_offset)
+            .set_cookie_secrets(pair, ts_key, label_key, offset)
     };
-    publish_secrets(&mut port, current_pair).context("write the flood path's secrets")?;
+    publish_secrets(&mut port, current_pair, cookie_clock_offset)
+        .context("write the flood path's secrets")?;
     info!(
         on = opts.xdp_cookies,
         "flood path: cookie SYN-ACKs answered in XDP while a listener is in cookie mode"
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let hup = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).context("sigaction(SIGINT/SIGTERM)")?;
-    }
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
-        .context("sigaction(SIGHUP)")?;
+    let (stop, hup) = (signals.stop.clone(), signals.hup.clone());
 
     let view = Arc::new(Mutex::new(View::default()));
     let healthy = Arc::new(AtomicBool::new(false));
@@ -511,6 +563,7 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
     healthy.store(true, Ordering::Relaxed);
     StatsSocket::bind(&opts.stats_socket)?.serve(view.clone(), stop.clone())?;
     info!(stats = %opts.stats_socket.display(), "running");
+    sd_notify("READY=1");
 
     let started = Instant::now();
     let mut rotated = Instant::now()
@@ -535,6 +588,7 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
         }
         publish_cookie_modes(&listeners, port.program(), opts.xdp_cookies);
         if hup.swap(false, Ordering::Relaxed) {
+            sd_notify("RELOADING=1");
             match reload(opts, &mut listeners, port.program(), diag.as_mut()) {
                 Ok(()) => reloads.0.fetch_add(1, Ordering::Relaxed),
                 Err(e) => {
@@ -542,6 +596,7 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
                     reloads.1.fetch_add(1, Ordering::Relaxed)
                 }
             };
+            sd_notify("READY=1");
         }
         let s = sample(
             &stack,
@@ -575,35 +630,57 @@ pub fn run(mut config: Config, opts: &RunOptions, outputs: &Outputs) -> Result<(
             if e != fleet_epoch {
                 current_pair = f.cookie_pair(e);
                 stack.rotate_cookie_secrets(current_pair, synline_xdp::monotonic_now());
-                publish_secrets(&mut port, current_pair)?;
+                publish_secrets(&mut port, current_pair, cookie_clock_offset)?;
                 fleet_epoch = e;
                 info!(epoch = e, "fleet cookie secrets rotated");
             }
         } else if let Some(period) = opts.cookie_rotate {
             if rotated.elapsed() >= period {
                 let pair = keyfile::random_cookie_pair()?;
-                keys.rotate(pair);
-                // The file first: a crash between the two then loses nothing.
+                let mut next = keys.clone();
+                next.rotate(pair);
+                // The file first: a crash between the two then loses nothing. A failed write
+                // changes nothing (the engine and the file keep the same pair).
                 if let Some(kf) = &key_file {
-                    if let Err(e) = kf.write(&keys) {
+                    if let Err(e) = kf.write(&next) {
                         error!("cookie rotation postponed: {e:#}");
                         rotated = Instant::now();
                         continue;
                     }
                 }
+                keys = next;
                 // The workers' clock (monotonic), so the two-minute grace is on their time.
                 stack.rotate_cookie_secrets(pair, synline_xdp::monotonic_now());
                 current_pair = pair;
-                publish_secrets(&mut port, current_pair)?;
+                publish_secrets(&mut port, current_pair, cookie_clock_offset)?;
                 rotated = Instant::now();
                 info!("cookie secrets rotated");
             }
         }
+        // The wall clock stepped (NTP's first sync after boot, say): the cookie minute
+        // follows it, in the engine and in the flood path.
+        let offset = wall_minus_monotonic();
+        if offset.abs_diff(cookie_clock_offset) > Duration::from_millis(100) {
+            cookie_clock_offset = offset;
+            stack.set_cookie_clock_offset(offset);
+            publish_secrets(&mut port, current_pair, offset)?;
+            info!(
+                offset_s = offset.as_secs_f64(),
+                "the wall clock stepped: the cookie minute follows it"
+            );
+        }
+        // Healthy: the workers run, and with the kernel handoff every application listens
+        // (a host whose application is gone must not keep attracting its flows).
+        healthy.store(
+            !kernel || listeners.apps.iter().all(|a| a.serving()),
+            Ordering::Relaxed,
+        );
         if opts.duration.is_some_and(|d| started.elapsed() >= d) || workers.any_finished() {
             stop.store(true, Ordering::Relaxed);
         }
     }
     healthy.store(false, Ordering::Relaxed);
+    sd_notify("STOPPING=1");
     if opts.status_tty && opts.status_interval.is_some() {
         outputs.stderr.send("\n".into());
     }
@@ -684,7 +761,9 @@ fn attach_hint(e: PortError, iface: &str) -> anyhow::Error {
             source: XdpError::Occupied { occupant, .. },
             ..
         } => {
-            if occupant.is_libxdp_dispatcher() {
+            if occupant.name.is_empty() {
+                format!(" -- which program this is (its name, the link that holds it) takes CAP_SYS_ADMIN to read; `ip link show {iface}` gives its id, `bpftool link show` (as root) its owner; `ip link set dev {iface} xdp off` removes it if no link holds it")
+            } else if occupant.is_libxdp_dispatcher() {
                 format!(" -- libxdp's dispatcher holds {iface}: synline does not run under it (README, \"Other XDP programs\"); `xdp-loader unload {iface} --all` removes it")
             } else if let Some(l) = occupant.link_id {
                 format!(" -- a running process holds it through bpf_link {l}: `bpftool link show id {l}` names it (pids); stop that process (another synline on {iface}?)")

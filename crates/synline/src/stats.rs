@@ -213,6 +213,11 @@ impl StatsSocket {
         }
         let listener = UnixListener::bind(path)
             .with_context(|| format!("bind the stats socket {}", path.display()))?;
+        // Readable by the daemon's group too (an operator in group synline runs `synline
+        // stats`), whatever the umask (the unit's is 0077).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+            .with_context(|| format!("chmod the stats socket {}", path.display()))?;
         Ok(StatsSocket {
             listener,
             path: path.to_path_buf(),
