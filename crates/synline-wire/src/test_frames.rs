@@ -133,7 +133,7 @@ impl FrameSpec {
 
     /// Assembles the frame.
     pub fn build(&self) -> Vec<u8> {
-        assert!(self.ip_options.len() % 4 == 0 && self.ip_options.len() <= 40);
+        assert!(self.ip_options.len().is_multiple_of(4) && self.ip_options.len() <= 40);
         let (l3, l4, end) = (self.l3(), self.l4(), self.end());
         let mut f = std::vec![0u8; end];
 

@@ -411,7 +411,7 @@ pub mod wirebits {
         payload: &[u8],
     ) -> Vec<u8> {
         assert!(
-            opts.len() % 4 == 0 && opts.len() <= 40,
+            opts.len().is_multiple_of(4) && opts.len() <= 40,
             "options must fill whole words"
         );
         let mut body = opts.to_vec();
