@@ -22,11 +22,17 @@
 #     kernel-sc1    the Linux listener, tcp_syncookies=1, backlog 1M, tcp_synack_retries=0
 #     nft-synproxy  nftables SYNPROXY in front of the Linux listener
 #     synline-1q    synline run, one queue
+#     synline-xdp-1q  synline run --xdp-cookies on: cookie SYN-ACKs answered in the XDP
+#                   program (the flood path), one queue
+#     xdp-synproxy-1q the kernel's selftest XDP SYN proxy (bench/xdp-synproxy.sh builds it
+#                   from Debian's linux-source-6.12)
 #   both cores shared by generator and target (two generator threads, one per core, so that
 #   the veth spreads frames over both queues; NAPI inline in the sender's softirq):
 #     rxdrop-2q     ceiling: AF_XDP rxdrop, two queues
 #     kernel-sc2-2c the Linux listener, tcp_syncookies=2
 #     synline-2q    synline run, two queues, a worker pinned to each core
+#     synline-xdp-2q  the flood path, two queues
+#     xdp-synproxy-2c the kernel's XDP SYN proxy, both cores
 #
 # For each: valid SYN-ACKs/s counted at the client by the loadgen's XDP program (flood mode),
 # handshakes/s completed at the server (handshake mode, every flow completing, --rate high
@@ -488,11 +494,27 @@ cfg_synline() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNE
     log "$id daemon totals: $(cat "$TMP/$id.totals")"
 }
 
+cfg_xdp_synproxy() { # ID QUEUES NAPI GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNEL REF_CEILING
+    local id=$1
+    describe "$id" target "$6" "$8" "$9" \
+        "the kernel's selftest XDP SYN proxy (xdp_synproxy_kern.c of Debian's linux-source-6.12, built and loaded by bench/xdp-synproxy.sh: bpftool, MSS 1460, wscale 7, TTL 64, port $PORT allowed), attached natively to the server veth; every SYN gets a cookie SYN-ACK by XDP_TX after a conntrack lookup; flood mode only (its ACKs need iptables SYNPROXY behind it); $7."
+    wanted "$id" || return 0
+    queues "$2"
+    GEN_THREADS=$4 GEN_CPUS=$5 COUNTERS=none
+    record bench/xdp-synproxy.sh attach SRV veth-s "$PORT"
+    "$ROOT/bench/xdp-synproxy.sh" attach "$SRV" "$SDEV" "$PORT" >/dev/null
+    napi "$3"
+    local r
+    for r in $(seq "$REPS"); do measure "$id" flood "$r"; done
+    maybe_perf "$id" "$6" "$5"
+    "$ROOT/bench/xdp-synproxy.sh" detach "$SRV" "$SDEV"
+}
+
 # ---- perf: one extra flood run, perf record -a -g in its middle ----
 PERF_JSON=()
 maybe_perf() { # ID LABEL GEN_CPUS
     ((PERF)) || return 0
-    case "$1" in kernel-sc2|synline-1q) ;; *) return 0 ;; esac
+    case "$1" in kernel-sc2|synline-1q|synline-xdp-1q|xdp-synproxy-1q) ;; *) return 0 ;; esac
     local id=$1 label=$2 args cpu what
     mapfile -t args < <(lg_args flood)
     ip netns exec "$CLI" "$BIN/synline-loadgen" "${args[@]}" >"$TMP/lg.json" 2>"$TMP/lg.err" &
@@ -540,11 +562,18 @@ cfg_synline synline-1q 1 own 1 1 0 "synline, 1 queue (1 core)" "$ONE" kernel-sc2
 cfg_synline synline-1q-fifo 1 own 1 1 0 "synline, 1 queue, SCHED_FIFO worker (1 core)" \
     "$ONE; the worker runs under SCHED_FIFO (--sched-fifo 10), so it drains its rings before the NAPI kthread it shares the core with delivers more" \
     kernel-sc2 rxdrop-1q --sched-fifo 10
+cfg_synline synline-xdp-1q 1 own 1 1 0 "synline, flood path in XDP (1 core)" \
+    "$ONE; --xdp-cookies on: the listener (tcp_syncookies=2) is in cookie mode, so the XDP program answers every SYN with the engine's cookie SYN-ACK by XDP_TX" \
+    kernel-sc2 rxdrop-1q --xdp-cookies on
+cfg_xdp_synproxy xdp-synproxy-1q 1 own 1 0 "kernel selftest XDP SYN proxy (1 core)" "$ONE" kernel-sc2 rxdrop-1q
 cfg_rxdrop rxdrop-2q 2 inline 0,1 2 0,1 "ceiling: AF_XDP rxdrop, 2 queues (both cores, shared)" "$BOTH" kernel-sc2-2c
 cfg_kernel kernel-sc2-2c 2 4096 5 2 inline 0,1 2 0,1 "Linux listener, tcp_syncookies=2 (both cores, shared)" "$BOTH" rxdrop-2q
 cfg_synline synline-2q 2 inline 0,1 2 0,1 "synline, 2 queues (both cores, shared)" "$BOTH" kernel-sc2-2c rxdrop-2q
 cfg_synline synline-2q-fifo 2 inline 0,1 2 0,1 "synline, 2 queues, SCHED_FIFO workers (both cores, shared)" \
     "$BOTH; the workers run under SCHED_FIFO (--sched-fifo 10)" kernel-sc2-2c rxdrop-2q --sched-fifo 10
+cfg_synline synline-xdp-2q 2 inline 0,1 2 0,1 "synline, flood path in XDP, 2 queues (both cores, shared)" \
+    "$BOTH; --xdp-cookies on" kernel-sc2-2c rxdrop-2q --xdp-cookies on
+cfg_xdp_synproxy xdp-synproxy-2c 2 inline 2 0,1 "kernel selftest XDP SYN proxy (both cores, shared)" "$BOTH" kernel-sc2-2c rxdrop-2q
 
 ELAPSED=$(($(date +%s) - T0))
 log "measurements done in ${ELAPSED}s"
