@@ -377,6 +377,14 @@ static __always_inline int cookie_answer(struct xdp_md *ctx, const struct listen
 		return XDP_DROP;
 	}
 	data = (void *)(long)ctx->data;
+	/* The reply carries no metadata of the SYN's (a veth hands an XDP frame's metadata to
+	 * the other end with it). */
+	if ((void *)(long)ctx->data_meta < data &&
+	    bpf_xdp_adjust_meta(ctx, (int)(data - (void *)(long)ctx->data_meta))) {
+		count(SYNLINE_CNT_COOKIE_FAILED);
+		return XDP_DROP;
+	}
+	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	if (data + 12 > data_end) {
 		count(SYNLINE_CNT_COOKIE_FAILED);

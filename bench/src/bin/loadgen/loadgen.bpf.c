@@ -630,11 +630,19 @@ int lg_xdp(struct xdp_md *ctx)
 
 	if (meta + sizeof(__u32) <= data) {
 		__u32 tag = *(__u32 *)meta;
+		int kind = tag == LG_META_GEN_FLOOD ? 0 : tag == LG_META_GEN_COMPLETE ? 1 : -1;
 
-		if (tag == LG_META_GEN_FLOOD)
-			return gen(ctx, 0);
-		if (tag == LG_META_GEN_COMPLETE)
-			return gen(ctx, 1);
+		if (kind >= 0) {
+			/*
+			 * The tag must not leave with the frame: a veth carries an XDP frame's
+			 * metadata to the other end, and a target that answers in XDP (XDP_TX, as
+			 * synline's flood path or the kernel's XDP SYN proxy do) sends it back with
+			 * the reply, which this program would then take for a frame to generate.
+			 */
+			if (bpf_xdp_adjust_meta(ctx, (int)(data - meta)))
+				return XDP_ABORTED;
+			return gen(ctx, kind);
+		}
 	}
 	return rx(ctx);
 }
