@@ -471,7 +471,7 @@ fn run(a: RunArgs) -> Result<()> {
     };
     let frame = frame::syn_template(src_mac, dst_mac, &src_net, dst, a.options, tsval);
 
-    let mut lg = Loadgen::load(&cfg)?;
+    let mut lg = Loadgen::load_with_template(&cfg, &frame)?;
     catch_signals()?;
     lg.attach(index, &ifname)?;
 

@@ -130,7 +130,17 @@ impl Loadgen {
     /// Opens the embedded object, writes `cfg` into its read-only data and loads it (maps
     /// created, programs verified). Needs root or CAP_BPF + CAP_NET_ADMIN.
     pub fn load(cfg: &Config) -> Result<Self> {
+        Self::load_with_template(cfg, &[])
+    }
+
+    /// [`Loadgen::load`], with the SYN template the generator restores pages from when a
+    /// target answered in XDP over them (`cfg_tmpl` in `loadgen.bpf.c`; empty: none).
+    pub fn load_with_template(cfg: &Config, template: &[u8]) -> Result<Self> {
         let skel = open_and_load(|ro| {
+            if !template.is_empty() && template.len() <= ro.cfg_tmpl.len() {
+                ro.cfg_tmpl[..template.len()].copy_from_slice(template);
+                ro.cfg_tmpl_len = template.len() as u32;
+            }
             ro.cfg_key0 = cfg.key[0];
             ro.cfg_key1 = cfg.key[1];
             ro.cfg_opt_set = cfg.opts.raw();

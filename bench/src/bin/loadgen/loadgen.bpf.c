@@ -65,6 +65,15 @@ const volatile __u32 cfg_opt_set = LG_OPTS_NONE;
 const volatile __be32 cfg_tsval = 0;
 /* Answer valid SYN-ACKs of marked flows with the third ACK (handshake and mix modes). */
 const volatile __u32 cfg_answer = 0;
+/*
+ * The SYN template (BPF_PROG_RUN's data_in): live frames reuse their pages, and a page comes
+ * back as the target left it when the target answered in XDP (XDP_TX: the SYN-ACK, then this
+ * program's third ACK, written over the SYN). gen() edits a frame field by field, so such a
+ * page is restored from the template first.
+ */
+#define LG_TMPL_MAX 128
+const volatile __u8 cfg_tmpl[LG_TMPL_MAX] = {};
+const volatile __u32 cfg_tmpl_len = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -196,6 +205,22 @@ static __always_inline int gen(struct xdp_md *ctx, int complete)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
+	__u32 len = cfg_tmpl_len;
+
+	/* A page a target rewrote (its source MAC is not ours, or its TCP flags are not the
+	 * template's SYN): the template again, whole. */
+	if (len >= 54 && len <= LG_TMPL_MAX && data + 68 <= data_end) {
+		__u32 flags_at = ((__u8 *)data)[12] == 0x86 ? 67 : 47;
+		__u8 *d = data;
+
+		if (d[6] != cfg_tmpl[6] || d[11] != cfg_tmpl[11] || d[flags_at & 127] != cfg_tmpl[flags_at & 127]) {
+			if (bpf_xdp_store_bytes(ctx, 0, (void *)cfg_tmpl, len))
+				return gen_err();
+			data = (void *)(long)ctx->data;
+			data_end = (void *)(long)ctx->data_end;
+			eth = data;
+		}
+	}
 
 	if ((void *)(eth + 1) > data_end)
 		return gen_err();
