@@ -157,8 +157,18 @@ static __always_inline int cookie_answer(struct xdp_md *ctx, const struct listen
 	w = bpf_map_lookup_elem(&cookie_scratch, &zero);
 	if (!w)
 		return -1;
-	__builtin_memset(w, 0, sizeof(*w));
+	/* What is read before it is written: the option results, and the reply's bytes that no
+	 * step below writes (the IPv4 TOS and ID, the TCP checksum and urgent pointer). The rest
+	 * is loaded from the frame or written whole. */
 	sp = &w->s;
+	sp->mss = 0;
+	sp->has_ws = 0;
+	sp->ws = 0;
+	sp->sack = 0;
+	sp->has_ts = 0;
+	sp->tsval = 0;
+	sp->opt_done = 0;
+	__builtin_memset(w->out, 0, sizeof(w->out));
 	ipb = w->ipb;
 	out = w->out;
 	slot = cookie_slot & 1;
@@ -227,11 +237,25 @@ static __always_inline int cookie_answer(struct xdp_md *ctx, const struct listen
 		return -1;
 	sp->seq = ((__u32)sp->tcp[4] << 24) | ((__u32)sp->tcp[5] << 16) | ((__u32)sp->tcp[6] << 8) |
 		sp->tcp[7];
-	oc.s = sp;
-	oc.off = 0;
-	bpf_loop(OPT_STEPS, opt_step, &oc, 0);
-	if (!sp->opt_done)
-		return -1;
+	if (optlen == 20 && sp->tcp[20] == 2 && sp->tcp[21] == 4 && sp->tcp[24] == 4 &&
+	    sp->tcp[25] == 2 && sp->tcp[26] == 8 && sp->tcp[27] == 10 && sp->tcp[36] == 1 &&
+	    sp->tcp[37] == 3 && sp->tcp[38] == 3) {
+		/* Linux's SYN (MSS, SACK-permitted, TS, NOP, WS): what S-7 makes of it, without
+		 * the general walk. */
+		sp->mss = ((__u16)sp->tcp[22] << 8) | sp->tcp[23];
+		sp->sack = 1;
+		sp->has_ts = 1;
+		sp->tsval = ((__u32)sp->tcp[28] << 24) | ((__u32)sp->tcp[29] << 16) |
+			    ((__u32)sp->tcp[30] << 8) | sp->tcp[31];
+		sp->has_ws = 1;
+		sp->ws = sp->tcp[39] > MAX_WSCALE ? MAX_WSCALE : sp->tcp[39];
+	} else {
+		oc.s = sp;
+		oc.off = 0;
+		bpf_loop(OPT_STEPS, opt_step, &oc, 0);
+		if (!sp->opt_done)
+			return -1;
+	}
 
 	/* S-7 with the settings (conn_request.rs SynOptions::of), then K-3. */
 	mss = sp->mss ? sp->mss : (v6 ? 1220 : 536);
