@@ -214,15 +214,28 @@ static __always_inline __u16 csum_fold(__u64 sum)
 	return (__u16)sum;
 }
 
-/* The one's-complement sum of `len` bytes (a multiple of 4, at most 60) of a stack buffer. */
-static __always_inline __u64 csum_words(void *buf, int len, int max)
+/*
+ * The one's-complement sum of the first `len` bytes (a multiple of 4, at most `max`) of a
+ * buffer, 32-bit words as the CPU loads them, unrolled: no helper call (bpf_csum_diff() cost
+ * a few percent of a core per call site in the flood's profile). Summing native words gives
+ * the checksum in the CPU's byte order, as csum_partial() does: lengths and protocol are added
+ * as bpf_htons() values, and a result is stored as the CPU stores it.
+ */
+static __always_inline __u64 csum_words(const __u8 *buf, int len, const int max)
 {
-	__s64 s;
+	__u64 s = 0;
+	int i;
 
-	if (len < 4 || len > max || (len & 3))
-		return 0;
-	s = bpf_csum_diff(0, 0, buf, len, 0);
-	return s < 0 ? 0 : (__u64)(__u32)s;
+#pragma unroll
+	for (i = 0; i < max; i += 4) {
+		__u32 w;
+
+		if (i >= len)
+			break;
+		__builtin_memcpy(&w, buf + i, 4);
+		s += w;
+	}
+	return s;
 }
 
 /* ---- The reply. */
