@@ -514,7 +514,7 @@ cfg_xdp_synproxy() { # ID QUEUES NAPI GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNE
 PERF_JSON=()
 maybe_perf() { # ID LABEL GEN_CPUS
     ((PERF)) || return 0
-    case "$1" in kernel-sc2|synline-1q|synline-xdp-1q|xdp-synproxy-1q) ;; *) return 0 ;; esac
+    case "$1" in kernel-sc2|synline-1q|synline-xdp-1q|xdp-synproxy-1q|synline-xdp-2q|xdp-synproxy-2c) ;; *) return 0 ;; esac
     local id=$1 label=$2 args cpu what
     mapfile -t args < <(lg_args flood)
     ip netns exec "$CLI" "$BIN/synline-loadgen" "${args[@]}" >"$TMP/lg.json" 2>"$TMP/lg.err" &

@@ -230,10 +230,9 @@ static __always_inline __u64 csum_words(const __u8 *buf, int len, const int max)
 	for (i = 0; i < max; i += 4) {
 		__u32 w;
 
-		if (i >= len)
-			break;
 		__builtin_memcpy(&w, buf + i, 4);
-		s += w;
+		if (i < len)
+			s += w;
 	}
 	return s;
 }

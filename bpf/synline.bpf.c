@@ -212,25 +212,22 @@ static __always_inline int cookie_answer(struct xdp_md *ctx, const struct listen
 		    !(ipb[16] | ipb[17] | ipb[18] | ipb[19]))
 			return -1;
 	}
-	if (bpf_xdp_load_bytes(ctx, l3off + iplen, sp->tcp, 20))
+	/* The whole segment in one load: a SYN with data, or a length that disagrees with the
+	 * data offset, is the engine's. */
+	if (tcplen < 20 || tcplen > 60 || (tcplen & 3))
+		return -1;
+	if (bpf_xdp_load_bytes(ctx, l3off + iplen, sp->tcp, tcplen & 0x3f))
 		return -1;
 	hdrlen = (sp->tcp[12] >> 4) * 4;
-	/* A SYN with data (or a length that disagrees) is the engine'sp-> */
-	if (hdrlen < 20 || hdrlen > 60 || tcplen != hdrlen)
+	if (hdrlen != tcplen)
 		return -1;
 	optlen = hdrlen - 20;
 	sp->optlen = optlen;
-	if (optlen > 0 && optlen <= 40 &&
-	    bpf_xdp_load_bytes(ctx, l3off + iplen + 20, sp->tcp + 20, optlen))
-		return -1;
 	sp->flags = sp->tcp[13];
 	if ((sp->flags & 0x17) != TCP_FLAG_SYN)
 		return -1;
-	/*
-	 * D-1: the TCP checksum, pseudo header included. bpf_csum_diff() sums the words as the
-	 * CPU loads them (csum_partial), so the pseudo header's length and protocol words are
-	 * added the same way (bpf_htons), and a result is stored as the CPU stores it.
-	 */
+	/* D-1: the TCP checksum, pseudo header included (words as the CPU loads them: see
+	 * csum_words). */
 	sum = (v6 ? csum_words(ipb + 8, 32, 32) : csum_words(ipb + 12, 8, 8)) +
 	      bpf_htons(tcplen) + bpf_htons(IPPROTO_TCP) + csum_words(sp->tcp, hdrlen, 60);
 	if (csum_fold(sum) != 0xffff)
