@@ -346,8 +346,8 @@ pub fn run_live(
 }
 
 /// Runs `prog` once on `frame` without sending anything; returns the action and the frame as
-/// the program left it. With `gen`, as a generator run (metadata tag before the frame, which
-/// is stripped from the output).
+/// the program left it. With `gen`, as a generator run (metadata tag before the frame; the
+/// program removes it).
 pub fn run_once(prog: &ProgramMut<'_>, frame: &[u8], gen: Option<Gen>) -> Result<(u32, Vec<u8>)> {
     let data = match gen {
         Some(g) => g.input(frame),
@@ -371,8 +371,11 @@ pub fn run_once(prog: &ProgramMut<'_>, frame: &[u8], gen: Option<Gen>) -> Result
     let ret = o.return_value;
     let len = o.data.map(|d| d.len()).unwrap_or(0);
     out.truncate(len);
-    if gen.is_some() {
-        out.drain(..META_LEN.min(out.len()));
+    // The generator drops its tag from the frame's metadata before the frame leaves
+    // (loadgen.bpf.c): the output is then the frame alone. Should a tag still be there, it
+    // goes.
+    if gen.is_some() && out.len() == frame.len() + META_LEN {
+        out.drain(..META_LEN);
     }
     Ok((ret, out))
 }
