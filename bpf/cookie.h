@@ -42,8 +42,10 @@ struct cookie_secrets {
 
 struct cookie_secrets cookie_keys[2];
 __u32 cookie_slot;
-/* Tests: a fixed clock instead of bpf_ktime_get_ns() (0: the real one). */
+/* Tests: a fixed clock instead of bpf_ktime_get_ns() (0: the real one), and answering on a
+ * queue without an AF_XDP socket (BPF_PROG_TEST_RUN has none). */
 __u64 cookie_test_now_ns;
+__u32 cookie_test_no_socket;
 
 #define COOKIEBITS 24
 #define COOKIEMASK ((1U << COOKIEBITS) - 1)

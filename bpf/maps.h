@@ -19,9 +19,15 @@ struct {
 	__type(value, __u32);
 } xsks_map SEC(".maps");
 
-/* The listeners whose segments go to AF_XDP; layout in synline.h. */
+/*
+ * The listeners whose segments go to AF_XDP; layout in synline.h. Not preallocated: the daemon
+ * rewrites each entry every 50 ms (the flood path's mode), and a preallocated hash map would
+ * reuse an old element's memory for the next update while a program on another CPU may still
+ * read it; without preallocation the old element lives until the readers are gone (RCU).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, SYNLINE_MAX_LISTENERS);
 	__type(key, struct listener_key);
 	__type(value, struct listener_val);

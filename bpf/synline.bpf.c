@@ -214,9 +214,9 @@ static __always_inline int cookie_answer(struct xdp_md *ctx, const struct listen
 	}
 	/* The whole segment in one load: a SYN with data, or a length that disagrees with the
 	 * data offset, is the engine's. */
-	if (tcplen < 20 || tcplen > 60 || (tcplen & 3))
+	if (tcplen < 20 || tcplen > sizeof(sp->tcp) || (tcplen & 3))
 		return -1;
-	if (bpf_xdp_load_bytes(ctx, l3off + iplen, sp->tcp, tcplen & 0x3f))
+	if (bpf_xdp_load_bytes(ctx, l3off + iplen, sp->tcp, tcplen))
 		return -1;
 	hdrlen = (sp->tcp[12] >> 4) * 4;
 	if (hdrlen != tcplen)
@@ -393,7 +393,11 @@ static __always_inline int cookie_answer(struct xdp_md *ctx, const struct listen
 	new_len = l3off + iplen + tcp_out;
 	if (new_len != old_len && bpf_xdp_adjust_tail(ctx, new_len - old_len))
 		return -1;
-	if (bpf_xdp_store_bytes(ctx, l3off, out, (iplen + tcp_out) & 0x7f)) {
+	if (iplen + tcp_out > sizeof(w->out)) {
+		count(SYNLINE_CNT_COOKIE_FAILED);
+		return XDP_DROP;
+	}
+	if (bpf_xdp_store_bytes(ctx, l3off, out, iplen + tcp_out)) {
 		count(SYNLINE_CNT_COOKIE_FAILED);
 		return XDP_DROP;
 	}
@@ -460,8 +464,11 @@ int synline_xdp(struct xdp_md *ctx)
 	}
 
 	/* The flood path: in cookie mode a plain SYN is answered here (cookie.h). */
+	/* Not on a queue without a socket: the engine would not see the cookie's ACK there
+	 * (NO_SOCKET: the kernel answers that queue's SYNs itself). */
 	if (lv->cookie && (si.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST | TCP_FLAG_FIN)) ==
-				  TCP_FLAG_SYN) {
+				  TCP_FLAG_SYN &&
+	    (cookie_test_no_socket || bpf_map_lookup_elem(&xsks_map, &ctx->rx_queue_index))) {
 		int l3off = (((struct ethhdr *)data)->h_proto == bpf_htons(ETH_P_8021Q)) ? 18 : 14;
 
 		ret = cookie_answer(ctx, lv, l3off, si.key.family == SYNLINE_FAMILY_V6);

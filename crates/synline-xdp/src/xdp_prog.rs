@@ -537,7 +537,10 @@ impl XdpProgram {
         &mut self,
         now: Option<std::time::Duration>,
     ) -> Result<(), XdpError> {
-        self.bss()?.cookie_test_now_ns = now.map_or(0, |d| d.as_nanos() as u64);
+        let bss = self.bss()?;
+        bss.cookie_test_now_ns = now.map_or(0, |d| d.as_nanos() as u64);
+        // BPF_PROG_TEST_RUN has no AF_XDP socket on its queue: answer there anyway.
+        bss.cookie_test_no_socket = u32::from(now.is_some());
         Ok(())
     }
 

@@ -254,7 +254,9 @@ fn merge_flood_path(counters: &mut [(String, u64)], c: &synline_xdp::XdpCounters
             | "TcpExtSyncookiesSent"
             | "SynlineOutSynAcks"
             | "TcpOutSegs" => c.cookie_synacks,
-            "TcpExtTCPReqQFullDoCookies" => c.cookie_reqqfull,
+            // Every cookie counts here, in mode 2 too, as in the engine and Linux
+            // (tcp_syn_flood_action).
+            "TcpExtTCPReqQFullDoCookies" => c.cookie_synacks,
             _ => 0,
         };
     }
@@ -596,8 +598,13 @@ pub fn run(
                     reloads.1.fetch_add(1, Ordering::Relaxed)
                 }
             };
+            // The new settings reach the flood path now, not 50 ms later.
+            publish_cookie_modes(&listeners, port.program(), opts.xdp_cookies);
             sd_notify("READY=1");
         }
+        // The flood path's secrets are written at most once a pass (a slot is reused only a
+        // pass after it was made current, long after any program that read it).
+        let mut republish = false;
         let s = sample(
             &stack,
             &port,
@@ -615,12 +622,14 @@ pub fn run(
         if let Some(every) = opts.status_interval {
             if status_at.elapsed() >= every {
                 status_at = Instant::now();
-                let xdp = port.xdp_counters().map_or(0, |c| c.cookie_synacks);
-                let line = rates.line(stack.stats(), xdp);
-                if opts.status_tty {
-                    outputs.stderr.send(format!("\r\x1b[2K{line}"));
-                } else {
-                    info!(target: "status", "{line}");
+                // A failed read skips the line rather than showing a spike after it.
+                if let Ok(c) = port.xdp_counters() {
+                    let line = rates.line(stack.stats(), c.cookie_synacks);
+                    if opts.status_tty {
+                        outputs.stderr.send(format!("\r\x1b[2K{line}"));
+                    } else {
+                        info!(target: "status", "{line}");
+                    }
                 }
             }
         }
@@ -630,7 +639,7 @@ pub fn run(
             if e != fleet_epoch {
                 current_pair = f.cookie_pair(e);
                 stack.rotate_cookie_secrets(current_pair, synline_xdp::monotonic_now());
-                publish_secrets(&mut port, current_pair, cookie_clock_offset)?;
+                republish = true;
                 fleet_epoch = e;
                 info!(epoch = e, "fleet cookie secrets rotated");
             }
@@ -652,7 +661,7 @@ pub fn run(
                 // The workers' clock (monotonic), so the two-minute grace is on their time.
                 stack.rotate_cookie_secrets(pair, synline_xdp::monotonic_now());
                 current_pair = pair;
-                publish_secrets(&mut port, current_pair, cookie_clock_offset)?;
+                republish = true;
                 rotated = Instant::now();
                 info!("cookie secrets rotated");
             }
@@ -663,11 +672,14 @@ pub fn run(
         if offset.abs_diff(cookie_clock_offset) > Duration::from_millis(100) {
             cookie_clock_offset = offset;
             stack.set_cookie_clock_offset(offset);
-            publish_secrets(&mut port, current_pair, offset)?;
+            republish = true;
             info!(
                 offset_s = offset.as_secs_f64(),
                 "the wall clock stepped: the cookie minute follows it"
             );
+        }
+        if republish {
+            publish_secrets(&mut port, current_pair, cookie_clock_offset)?;
         }
         // Healthy: the workers run, and with the kernel handoff every application listens
         // (a host whose application is gone must not keep attracting its flows).

@@ -209,11 +209,17 @@ static __always_inline int gen(struct xdp_md *ctx, int complete)
 
 	/* A page a target rewrote (its source MAC is not ours, or its TCP flags are not the
 	 * template's SYN): the template again, whole. */
-	if (len >= 54 && len <= LG_TMPL_MAX && data + 68 <= data_end) {
-		__u32 flags_at = ((__u8 *)data)[12] == 0x86 ? 67 : 47;
+	if (len >= 54 && len <= LG_TMPL_MAX && data + 54 <= data_end) {
 		__u8 *d = data;
+		/* The TCP flags byte: after an IPv4 header at 47, after an IPv6 one at 67. */
+		int v6 = d[12] == 0x86;
+		int rewritten = d[6] != cfg_tmpl[6] || d[11] != cfg_tmpl[11];
 
-		if (d[6] != cfg_tmpl[6] || d[11] != cfg_tmpl[11] || d[flags_at & 127] != cfg_tmpl[flags_at & 127]) {
+		if (!v6)
+			rewritten |= d[47] != cfg_tmpl[47];
+		else if (len >= 74 && data + 74 <= data_end)
+			rewritten |= d[67] != cfg_tmpl[67];
+		if (rewritten) {
 			if (bpf_xdp_store_bytes(ctx, 0, (void *)cfg_tmpl, len))
 				return gen_err();
 			data = (void *)(long)ctx->data;
