@@ -324,24 +324,11 @@ impl Config {
                             Ok(a) => format!("{at} ({a})"),
                             Err(_) => at,
                         };
-                        let mut d = Draft::new();
-                        let mut ok = true;
-                        if let Err(e) = &addr {
-                            problems.push(format!("{at}: {e}"));
-                            ok = false;
-                        }
-                        for (k, v) in t.iter().filter(|(k, _)| *k != "address") {
-                            if let Err(e) = d.set(k, &Val::from_toml(v)) {
-                                problems.push(format!("{at}: {e}"));
-                                ok = false;
-                            }
-                        }
-                        if let (true, Ok(a)) = (ok, addr) {
-                            match d.finish(a) {
-                                Ok(spec) => self.listeners.push(spec),
-                                Err(e) => problems.push(format!("{at}: {e}")),
-                            }
-                        }
+                        let keys = t
+                            .iter()
+                            .filter(|(k, _)| *k != "address")
+                            .map(|(k, v)| Ok((k.as_str(), Val::from_toml(v))));
+                        self.add_listener(&at, addr, keys, problems);
                     }
                 }
                 ("stack", _) => problems.push(format!("{origin}: stack must be a table [stack]")),
@@ -360,18 +347,30 @@ impl Config {
         let at = format!("--listen {flag}");
         let mut parts = flag.split(',');
         let addr = parse_addr(parts.next().unwrap_or_default());
+        let keys = parts.map(|kv| match kv.split_once('=') {
+            Some((k, v)) => Ok((k.trim(), Val::from_flag(k.trim(), v))),
+            None => Err(format!("{kv:?} is not key=value")),
+        });
+        self.add_listener(&at, addr, keys, problems);
+    }
+
+    /// One listener from its address and keys (the file's or a flag's), each problem named
+    /// under `at`; added when there is none.
+    fn add_listener<'k>(
+        &mut self,
+        at: &str,
+        addr: Result<SocketAddr, String>,
+        keys: impl Iterator<Item = Result<(&'k str, Val), String>>,
+        problems: &mut Vec<String>,
+    ) {
         let mut d = Draft::new();
         let mut ok = true;
         if let Err(e) = &addr {
             problems.push(format!("{at}: {e}"));
             ok = false;
         }
-        for kv in parts {
-            let r = match kv.split_once('=') {
-                Some((k, v)) => d.set(k.trim(), &Val::from_flag(k.trim(), v)),
-                None => Err(format!("{kv:?} is not key=value")),
-            };
-            if let Err(e) = r {
+        for kv in keys {
+            if let Err(e) = kv.and_then(|(k, v)| d.set(k, &v)) {
                 problems.push(format!("{at}: {e}"));
                 ok = false;
             }
