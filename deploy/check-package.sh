@@ -30,5 +30,12 @@ for f in ./usr/bin/synline ./lib/systemd/system/synline.service ./etc/synline/sy
     ./usr/share/zsh/vendor-completions/_synline ./usr/share/fish/vendor_completions.d/synline.fish; do
     grep -q " ${f%.gz}\(.gz\)\?$" <<<"$contents" || fail "$deb lacks $f"
 done
-dpkg-deb -I "$deb" | grep -q "conffiles" || fail "$deb has no conffiles"
+# The control members are read into a directory, not piped into `grep -q`: grep exits at its
+# first match, dpkg-deb then dies of SIGPIPE, and pipefail turns a found conffiles into a failure
+# (that is how CI once failed here while every local run passed).
+dpkg-deb -e "$deb" "$tmp/control"
+[ -f "$tmp/control/conffiles" ] || fail "$deb has no conffiles"
+for f in /etc/synline/synline.toml /etc/default/synline; do
+    grep -qx "$f" "$tmp/control/conffiles" || fail "$deb does not keep $f as a conffile"
+done
 echo "check-package: $(basename "$deb"): binary, unit, configuration, man pages, completions"

@@ -12,4 +12,4 @@ rm -rf target/assets
 target/release/synline generate man --dir target/assets/man
 target/release/synline generate completions --dir target/assets/completions
 cargo deb -q -p synline --no-build --no-strip 2>&1 | grep -v '^warning: ' >&2 || true
-ls -t target/debian/synline_*.deb | head -1
+ls -t target/debian/synline_*.deb | sed -n 1p
