@@ -2,7 +2,7 @@
 # The side-by-side comparison of issue 7, in one command:
 #
 #   sudo bench/compare.sh [--duration S] [--reps N] [--only ID,ID,...] [--no-perf] [--no-build]
-#                         [--keep] [--out DIR]
+#                         [--keep] [--out DIR] [--quiet-wait S]
 #
 # Builds the release binaries (synline, synline-loadgen, synline-rxdrop, synline-acceptor,
 # synline-compare-report), builds two network namespaces joined by a veth pair (client
@@ -18,6 +18,8 @@
 #     rxdrop-1q     ceiling: AF_XDP rxdrop (synline-rxdrop: synline's XDP program, sockets and
 #                   poll loop, an engine with no listener that recycles every frame)
 #     rxdrop-1q-big the same with 8192-slot rings instead of synline's 2048 (for reference)
+#     reflect-1q    the reply ceiling: synline-rxdrop --reflect, the same datapath sending
+#                   every frame back (addresses swapped, SYN-ACK set) without an engine
 #     kernel-sc2    the Linux listener, tcp_syncookies=2
 #     kernel-sc1    the Linux listener, tcp_syncookies=1, backlog 1M, tcp_synack_retries=0
 #     nft-synproxy  nftables SYNPROXY in front of the Linux listener
@@ -29,6 +31,7 @@
 #   both cores shared by generator and target (two generator threads, one per core, so that
 #   the veth spreads frames over both queues; NAPI inline in the sender's softirq):
 #     rxdrop-2q     ceiling: AF_XDP rxdrop, two queues
+#     reflect-2q    the reply ceiling, two queues
 #     kernel-sc2-2c the Linux listener, tcp_syncookies=2
 #     synline-2q    synline run, two queues, a worker pinned to each core
 #     synline-xdp-2q  the flood path, two queues
@@ -53,6 +56,7 @@ PERF=1
 BUILD=1
 KEEP=0
 OUT_DIR=bench/results
+QUIET_WAIT=300
 while (($#)); do
     case "$1" in
         --duration) DURATION=$2; shift 2 ;;
@@ -62,6 +66,7 @@ while (($#)); do
         --no-build) BUILD=0; shift ;;
         --keep) KEEP=1; shift ;;
         --out) OUT_DIR=$2; shift 2 ;;
+        --quiet-wait) QUIET_WAIT=$2; shift 2 ;;
         -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
         *) echo "compare: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -163,12 +168,12 @@ wait_quiet() {
         if awk -v l="$load" 'BEGIN { exit !(l <= 0.5) }'; then
             break
         fi
-        if ((waited >= 300)); then
+        if ((waited >= QUIET_WAIT)); then
             log "load average still $load after ${waited}s: going ahead (noted in the results)"
             NOTES+=("The 1-minute load average was $load when the run started (waited ${waited} s for it to drop below 0.5).")
             break
         fi
-        ((waited == 0)) && log "load average $load > 0.5: waiting for other work to finish (up to 300 s)"
+        ((waited == 0)) && log "load average $load > 0.5: waiting for other work to finish (up to $QUIET_WAIT s)"
         sleep 10
         waited=$((waited + 10))
     done
@@ -347,9 +352,9 @@ xdp_pass() { in_srv "$BIN/synline-loadgen" xdp-pass --iface "$SDEV" "$@" >/dev/n
 
 # ---- the configurations ----
 CONFIG_JSON=()
-describe() { # ID KIND LABEL REF_KERNEL REF_CEILING HOW
+describe() { # ID KIND LABEL REF_KERNEL REF_CEILING HOW [REF_REPLY]
     wanted "$1" || return 0
-    CONFIG_JSON+=("{\"id\":$(jstr "$1"),\"kind\":$(jstr "$2"),\"label\":$(jstr "$3"),\"ref_kernel\":$(jstr "$4"),\"ref_ceiling\":$(jstr "$5"),\"how\":$(jstr "$6")}")
+    CONFIG_JSON+=("{\"id\":$(jstr "$1"),\"kind\":$(jstr "$2"),\"label\":$(jstr "$3"),\"ref_kernel\":$(jstr "$4"),\"ref_ceiling\":$(jstr "$5"),\"how\":$(jstr "$6"),\"ref_reply\":$(jstr "${7:-}")}")
 }
 wanted() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 
@@ -389,6 +394,23 @@ cfg_rxdrop() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNEL
         wait_for "$TMP/rxdrop.json" "ready"
         napi "$nm"
         # The sink's totals come out when it stops: one sink process per repetition.
+        measure_sink "$id" "$r"
+    done
+}
+
+cfg_reflect() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNEL REF_CEILING
+    local id=$1 q=$2 nm=$3 cpus=$4 r
+    describe "$id" reply-ceiling "$7" "$9" "${10}" \
+        "synline-rxdrop --reflect --cpus $cpus: the reply ceiling. synline's XDP program, AF_XDP sockets (copy mode, synline's rings), pinned workers and poll loop (the same batches, kicks, refills and idle waits as synline run), but no engine: each received frame is sent back from the frame it came in, addresses and ports swapped, SYN+ACK set, ACK = SEQ + 1, the TCP checksum updated incrementally (synline_wire::reflect); nothing else is read or checked. The figure is the SYN-ACKs that reached the client (the loadgen's XDP program counts them; they carry the SYN's options, so it files them under invalid options, which costs it the same as a valid one); $8."
+    wanted "$id" || return 0
+    queues "$q"
+    GEN_THREADS=$5 GEN_CPUS=$6 COUNTERS=none
+    for r in $(seq "$REPS"); do
+        # shellcheck disable=SC2086
+        start_bg "$TMP/rxdrop.json" "$BIN/synline-rxdrop" --reflect --iface "$SDEV" --listen "$DST:$PORT" --cpus "$cpus" ${REFLECT_ARGS:-}
+        wait_for "$TMP/rxdrop.json" "ready"
+        napi "$nm"
+        if [ -n "${SRV_SETUP:-}" ]; then srv_sh "${SRV_SETUP//@DEV@/$SDEV}"; fi
         measure_sink "$id" "$r"
     done
 }
@@ -471,7 +493,8 @@ cfg_synline() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNE
     local id=$1
     local extra="${*:11}"
     describe "$id" target "$7" "$9" "${10}" \
-        "synline run --listen $DST:$PORT,tcp_syncookies=2 --cpus $4 $extra ${SYNLINE_ARGS:-} ($2 queue(s), AF_XDP copy mode, default rings, no busy polling; the JSON log of accepted connections to /dev/null; each accepted connection reset with an RST as the daemon does); counters from synline stats --socket; $8."
+        "synline run --listen $DST:$PORT,tcp_syncookies=2 --cpus $4 $extra ${SYNLINE_ARGS:-} ($2 queue(s), AF_XDP copy mode, default rings, no busy polling; the JSON log of accepted connections to /dev/null; each accepted connection reset with an RST as the daemon does); counters from synline stats --socket; $8." \
+        "$([ "$2" = 1 ] && echo reflect-1q || echo reflect-2q)"
     wanted "$id" || return 0
     queues "$2"
     GEN_THREADS=$5 GEN_CPUS=$6 COUNTERS=synline
@@ -486,6 +509,9 @@ cfg_synline() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNE
     wait_for "$TMP/synline.err" " running "
     for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
     napi "$3"
+    # SRV_SETUP: a shell command run in the server namespace once the target is up, @DEV@ the
+    # server veth (experiments).
+    if [ -n "${SRV_SETUP:-}" ]; then srv_sh "${SRV_SETUP//@DEV@/$SDEV}"; fi
     reps_of "$id" flood handshake
     maybe_perf "$id" "$7" "$6"
     stop_targets
@@ -553,8 +579,9 @@ topology
 cfg_xdp_drop
 cfg_rxdrop rxdrop-1q 1 own 1 1 0 "ceiling: AF_XDP rxdrop (1 core)" "$ONE" kernel-sc2
 cfg_rxdrop rxdrop-1q-big 1 own 1 1 0 "ceiling: AF_XDP rxdrop, 8192-slot rings (1 core)" \
-    "$ONE; the same sink with rings of 8192 descriptors and 16384 frames instead of synline's 2048 and 4096 (`synline run --ring-size 8192 --frames 16384` does the same)" \
+    "$ONE; the same sink with rings of 8192 descriptors and 16384 frames instead of synline's 2048 and 4096 (synline run --ring-size 8192 --frames 16384 does the same)" \
     kernel-sc2 --ring-size 8192 --frames 16384
+cfg_reflect reflect-1q 1 own 1 1 0 "ceiling: AF_XDP reflector, no engine (1 core)" "$ONE" kernel-sc2 rxdrop-1q
 cfg_kernel kernel-sc2 2 4096 5 1 own 1 1 0 "Linux listener, tcp_syncookies=2 (1 core)" "$ONE" rxdrop-1q
 cfg_kernel kernel-sc1 1 1048576 0 1 own 1 1 0 "Linux listener, tcp_syncookies=1, backlog 1M (1 core)" "$ONE" rxdrop-1q
 cfg_nft
@@ -567,6 +594,7 @@ cfg_synline synline-xdp-1q 1 own 1 1 0 "synline, flood path in XDP (1 core)" \
     kernel-sc2 rxdrop-1q --xdp-cookies on
 cfg_xdp_synproxy xdp-synproxy-1q 1 own 1 0 "kernel selftest XDP SYN proxy (1 core)" "$ONE" kernel-sc2 rxdrop-1q
 cfg_rxdrop rxdrop-2q 2 inline 0,1 2 0,1 "ceiling: AF_XDP rxdrop, 2 queues (both cores, shared)" "$BOTH" kernel-sc2-2c
+cfg_reflect reflect-2q 2 inline 0,1 2 0,1 "ceiling: AF_XDP reflector, no engine, 2 queues (both cores, shared)" "$BOTH" kernel-sc2-2c rxdrop-2q
 cfg_kernel kernel-sc2-2c 2 4096 5 2 inline 0,1 2 0,1 "Linux listener, tcp_syncookies=2 (both cores, shared)" "$BOTH" rxdrop-2q
 cfg_synline synline-2q 2 inline 0,1 2 0,1 "synline, 2 queues (both cores, shared)" "$BOTH" kernel-sc2-2c rxdrop-2q
 cfg_synline synline-2q-fifo 2 inline 0,1 2 0,1 "synline, 2 queues, SCHED_FIFO workers (both cores, shared)" \

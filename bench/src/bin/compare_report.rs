@@ -189,6 +189,12 @@ fn sample(kind: &str, rec: &Value) -> Result<Sample> {
         s.cores = core_times(a, b);
     }
     match (kind, mode) {
+        // The reflector: what reached the client, valid or not (the reflected SYN keeps its own
+        // options, which the loadgen files as invalid options; they are no fault of an engine).
+        ("reply-ceiling", _) => {
+            s.answered = num(lg, "answered").map(|x| x / secs);
+            s.invalid = 0.0;
+        }
         ("ceiling", _) => {
             s.answered = match rec.get("sink") {
                 // AF_XDP: the frames the sockets took from their RX rings.
@@ -333,6 +339,11 @@ fn analyse(meta: &Value, raw: &[Value]) -> Result<Vec<ConfigResult>> {
     Ok(out)
 }
 
+/// The rows that measure a path without an answer of its own (XDP_DROP, rxdrop, the reflector).
+fn is_ceiling(kind: &str) -> bool {
+    kind == "ceiling" || kind == "reply-ceiling"
+}
+
 fn find<'a>(rs: &'a [ConfigResult], id: Option<&str>) -> Option<&'a ConfigResult> {
     id.and_then(|id| rs.iter().find(|r| r.id == id))
 }
@@ -385,22 +396,24 @@ fn markdown(meta: &Value, rs: &[ConfigResult], png: &str, json_name: &str) -> Re
     )?;
     writeln!(m, "![chart]({png})\n")?;
 
-    writeln!(m, "| configuration | SYN-ACKs/s | delivered/s | handshakes/s (server) | CPU0 (flood) | CPU1 (flood) | × kernel sc=2 | of rxdrop |")?;
-    writeln!(m, "|---|---:|---:|---:|---|---|---:|---:|")?;
+    writeln!(m, "| configuration | SYN-ACKs/s | delivered/s | handshakes/s (server) | CPU0 (flood) | CPU1 (flood) | × kernel sc=2 | of rxdrop | of reflector |")?;
+    writeln!(m, "|---|---:|---:|---:|---|---|---:|---:|---:|")?;
     for r in rs {
         let k = find(rs, r.meta["ref_kernel"].as_str());
         let c = find(rs, r.meta["ref_ceiling"].as_str());
-        let (rk, rc) = if r.kind == "ceiling" {
-            (None, None)
+        let p = find(rs, r.meta["ref_reply"].as_str());
+        let (rk, rc, rp) = if is_ceiling(&r.kind) {
+            (None, None, None)
         } else {
             (
                 k.and_then(|k| ratio(r.answered, k.answered)),
                 c.and_then(|c| ratio(r.answered, c.answered)),
+                p.and_then(|p| ratio(r.answered, p.answered)),
             )
         };
         writeln!(
             m,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.label,
             fmt_stat(r.answered),
             fmt_stat(r.delivered),
@@ -409,6 +422,7 @@ fn markdown(meta: &Value, rs: &[ConfigResult], png: &str, json_name: &str) -> Re
             fmt_cpu(&r.cpu_flood, 1),
             fmt_ratio(rk, false),
             fmt_ratio(rc, true),
+            fmt_ratio(rp, true),
         )?;
     }
     writeln!(m)?;
@@ -417,7 +431,9 @@ fn markdown(meta: &Value, rs: &[ConfigResult], png: &str, json_name: &str) -> Re
         "Ratios use medians; *× kernel* is against the kernel listener with tcp_syncookies=2 on \
          the same cores (the one-core kernel row for the one-core rows, the both-cores kernel \
          row for the both-cores rows), *of rxdrop* against the AF_XDP rxdrop ceiling on the \
-         same cores.\n"
+         same cores, *of reflector* against the reply ceiling on the same cores (the same \
+         datapath sending every frame back without an engine: SYN-ACKs that reached the \
+         client).\n"
     )?;
 
     // Handshake mode in detail.
@@ -500,6 +516,53 @@ fn markdown(meta: &Value, rs: &[ConfigResult], png: &str, json_name: &str) -> Re
             fmt_ratio(ratio(s.answered, k.answered), false),
             fmt_ratio(ratio(s.answered, c.answered), true)
         )?;
+    }
+    // Issue 13's targets: the default configuration against the reply ceiling and the kernel,
+    // and what the second queue adds.
+    let met = |ok: bool| if ok { "**met**" } else { "**not met**" };
+    for (sid, pid, cores) in [
+        ("synline-1q", "reflect-1q", "one core"),
+        ("synline-2q", "reflect-2q", "two queues, both cores shared"),
+    ] {
+        if let (Some(s), Some(p)) = (find(rs, Some(sid)), find(rs, Some(pid))) {
+            let r = ratio(s.answered, p.answered);
+            writeln!(
+                m,
+                "- synline, default configuration ({cores}), at least 90% of the AF_XDP \
+                 reflector on the same cores: {} ({}).",
+                met(r.is_some_and(|r| r >= 0.9)),
+                fmt_ratio(r, true)
+            )?;
+        }
+    }
+    for (sid, kid, cores) in [
+        ("synline-1q", "kernel-sc2", "one core"),
+        ("synline-2q", "kernel-sc2-2c", "both cores"),
+    ] {
+        if let (Some(s), Some(k)) = (find(rs, Some(sid)), find(rs, Some(kid))) {
+            let r = ratio(s.answered, k.answered);
+            writeln!(
+                m,
+                "- synline, default configuration, ahead of the kernel listener ({cores}): {} \
+                 ({}).",
+                met(r.is_some_and(|r| r > 1.0)),
+                fmt_ratio(r, false)
+            )?;
+        }
+    }
+    for (two, one, what) in [
+        ("synline-2q", "synline-1q", "synline"),
+        ("reflect-2q", "reflect-1q", "the reflector"),
+        ("kernel-sc2-2c", "kernel-sc2", "the kernel listener"),
+    ] {
+        if let (Some(a), Some(b)) = (find(rs, Some(two)), find(rs, Some(one))) {
+            writeln!(
+                m,
+                "- Two queues against one, {what}: {} (the generator shares both cores in the \
+                 two-queue rows and has one to itself in the one-queue rows).",
+                fmt_ratio(ratio(a.answered, b.answered), false)
+            )?;
+        }
     }
     let invalid: Vec<String> = rs
         .iter()
@@ -610,8 +673,9 @@ fn results_json(meta: &Value, rs: &[ConfigResult], raw: &[Value]) -> Value {
                 "handshake_mode_synacks_pps": opt(r.hs_answered),
                 "cpu_flood": cpu(&r.cpu_flood),
                 "cpu_handshake": cpu(&r.cpu_hs),
-                "ratio_to_kernel_sc2": if r.kind == "ceiling" { None } else { k.and_then(|k| ratio(r.answered, k.answered)) },
-                "ratio_to_rxdrop": if r.kind == "ceiling" { None } else { c.and_then(|c| ratio(r.answered, c.answered)) },
+                "ratio_to_kernel_sc2": if is_ceiling(&r.kind) { None } else { k.and_then(|k| ratio(r.answered, k.answered)) },
+                "ratio_to_rxdrop": if is_ceiling(&r.kind) { None } else { c.and_then(|c| ratio(r.answered, c.answered)) },
+                "ratio_to_reflector": if is_ceiling(&r.kind) { None } else { find(rs, r.meta["ref_reply"].as_str()).and_then(|p| ratio(r.answered, p.answered)) },
                 "invalid_synacks": r.invalid,
                 "counter_deltas": r.counters,
             })
@@ -671,7 +735,7 @@ fn chart(path: &Path, font: &Path, rs: &[ConfigResult], title: &str) -> Result<(
             .map(|s| s.max)
             .fold(0.0f64, f64::max)
     };
-    let targets = top(&|r| r.kind != "ceiling");
+    let targets = top(&|r| !is_ceiling(&r.kind));
     let xmax = if targets > 0.0 {
         targets * 1.3
     } else {

@@ -9,6 +9,12 @@
 //! is the closest the public API gets to xdpsock's rxdrop, and it measures the cost of
 //! getting frames into user space on this path, which is what a SYN answerer cannot beat.
 //!
+//! With `--reflect` it is the *reply* ceiling instead: the same port and workers, but each
+//! worker sends every received frame straight back from the frame it came in, addresses
+//! swapped and marked SYN-ACK (`synline_wire::reflect`), without an engine. Every SYN answerer
+//! on AF_XDP pays this receive-and-send path (in copy mode the send is an skb per frame); the
+//! comparison puts synline against it (issue 13, target 1).
+//!
 //! Prints `ready` on stderr once every queue is bound, runs until SIGINT or SIGTERM (or
 //! `--duration`), detaches, and prints its totals as one JSON object on stdout: frames taken
 //! from the RX rings per queue, and the kernel's AF_XDP drop counters.
@@ -48,6 +54,15 @@ struct Cli {
     /// Frames in each queue's UMEM [default: synline's].
     #[arg(long)]
     frames: Option<u32>,
+    /// Run the workers under SCHED_FIFO at this priority, as `synline run --sched-fifo`.
+    #[arg(long)]
+    sched_fifo: Option<i32>,
+    /// Preferred busy polling on the sockets, as `synline run --busy-poll`.
+    #[arg(long)]
+    busy_poll: bool,
+    /// The reply ceiling: send every frame back, addresses swapped (see the module docs).
+    #[arg(long)]
+    reflect: bool,
     /// Stop after this many seconds (0: until SIGINT/SIGTERM).
     #[arg(long, default_value_t = 0.0)]
     duration: f64,
@@ -63,6 +78,7 @@ fn main() -> Result<()> {
         xsk: XskConfig {
             ring_size: cli.ring_size.unwrap_or(d.ring_size),
             frame_count: cli.frames.unwrap_or(d.frame_count),
+            busy_poll: cli.busy_poll.then(Default::default).or(d.busy_poll),
             ..d
         },
         kernel_flows: false,
@@ -87,8 +103,10 @@ fn main() -> Result<()> {
     let workers = port.spawn(
         &stack,
         &WorkerConfig {
-            name: "rxdrop".to_owned(),
+            name: if cli.reflect { "reflect" } else { "rxdrop" }.to_owned(),
             cpus: cli.cpus.clone(),
+            reflector: cli.reflect,
+            sched_fifo: cli.sched_fifo,
             ..WorkerConfig::default()
         },
         stop.clone(),
@@ -119,6 +137,8 @@ fn main() -> Result<()> {
             serde_json::json!({
                 "queue": q,
                 "rx_frames": s.rx_frames,
+                "tx_frames": s.tx_frames,
+                "tx_ring_full": s.tx_ring_full,
                 "not_for_engine": s.not_for_engine,
                 "fill_ring_empty": s.fill_ring_empty,
                 "kern_rx_dropped": k.rx_dropped,
@@ -150,7 +170,9 @@ fn main() -> Result<()> {
             "ring_size": ring_size,
             "frames": frames,
             "secs": start.elapsed().as_secs_f64(),
+            "reflect": cli.reflect,
             "rx_frames": sum("rx_frames"),
+            "tx_frames": sum("tx_frames"),
             "kern_rx_dropped": sum("kern_rx_dropped"),
             "per_queue": per_queue,
             "xdp": xdp,

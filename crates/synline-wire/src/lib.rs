@@ -10,7 +10,9 @@
 //! - [`frame`]: one pass over Ethernet (+ one 802.1Q tag), IPv4 or IPv6 and TCP that checks both
 //!   checksums (D-1) and returns a small `Copy` summary the engine decides on;
 //! - [`reply`]: turns the received frame, in its own buffer, into the SYN-ACK (X-1..X-5, V-5),
-//!   the RST of P-1 or the ACK of P-2. The caller decides every TCP value; the builders only write.
+//!   the RST of P-1 or the ACK of P-2. The caller decides every TCP value; the builders only write;
+//! - [`reflect`]: a segment turned around in place with no engine at all (the benchmark's
+//!   reply ceiling).
 //!
 //! The crate is `no_std`, never allocates and never panics on any input: everything that can fail
 //! returns a small `Copy` [`Error`].
@@ -27,6 +29,7 @@ pub mod ethernet;
 pub mod frame;
 pub mod ipv4;
 pub mod ipv6;
+pub mod reflect;
 pub mod reply;
 pub mod seq;
 pub mod tcp;

@@ -361,6 +361,47 @@ impl Datapath {
         Ok(round)
     }
 
+    /// One round of the reply ceiling (`WorkerConfig::reflector`): the same rings, batches,
+    /// kicks, refills and wakeups as [`Datapath::poll_once`], with
+    /// [`synline_wire::reflect::reflect`] in the engine's place: each received frame goes back
+    /// out of the frame it came in, addresses swapped. What it measures is the price of the
+    /// path every AF_XDP answerer pays; a frame that is not TCP is recycled and counted as
+    /// [`QueueCounters::not_for_engine`].
+    pub fn reflect_once(
+        &mut self,
+        queue: &mut XskQueue,
+        stats: &QueueStats,
+    ) -> Result<Round, XskError> {
+        let mut round = Round::default();
+        queue.reap_completions();
+        let rx = queue.receive(&mut self.rx, self.cfg.batch);
+        bump(&stats.rx_frames, rx);
+        round.rx = rx;
+        let mut batch = std::mem::take(&mut self.rx);
+        for mut f in batch.drain(..) {
+            match queue.with_buffer(&mut f, |buf, len| synline_wire::reflect::reflect(buf, len)) {
+                Ok(n) => {
+                    queue.set_len(&mut f, n);
+                    self.tx.push(f);
+                }
+                Err(_) => {
+                    bump(&stats.not_for_engine, 1);
+                    queue.recycle(f);
+                }
+            }
+        }
+        self.rx = batch;
+        round.tx += self.flush(queue, stats);
+        self.kick(queue, stats)?;
+        let (_, was_empty) = queue.refill(self.cfg.reserve);
+        bump(&stats.fill_ring_empty, usize::from(was_empty));
+        if rx == 0 && (queue.busy_polling() || queue.fill_needs_wakeup()) {
+            bump(&stats.wakeups, 1);
+            queue.wake_rx()?;
+        }
+        Ok(round)
+    }
+
     /// Writes one frame that no received frame carries (a child's RST from the embedder, for
     /// instance) into a free frame of the pool and queues it for the next round's TX, where a
     /// full ring makes it a counted drop like any reply. False when no frame is free or

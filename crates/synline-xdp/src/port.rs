@@ -63,6 +63,10 @@ pub struct WorkerConfig {
     pub sched_fifo: Option<i32>,
     /// The poll loop's settings.
     pub datapath: DatapathConfig,
+    /// The reply ceiling instead of the engine: every received frame is sent straight back,
+    /// addresses swapped ([`Datapath::reflect_once`]); the stack's workers are left alone.
+    /// For benchmarks (`synline-rxdrop --reflect`), never for service.
+    pub reflector: bool,
 }
 
 impl Default for WorkerConfig {
@@ -72,6 +76,7 @@ impl Default for WorkerConfig {
             cpus: Vec::new(),
             sched_fifo: None,
             datapath: DatapathConfig::default(),
+            reflector: false,
         }
     }
 }
@@ -365,6 +370,7 @@ impl Port {
                 stop: stop.clone(),
                 cpu,
                 sched_fifo: cfg.sched_fifo,
+                reflector: cfg.reflector,
             };
             let h = hook(q);
             let t = std::thread::Builder::new()
@@ -449,6 +455,7 @@ struct WorkerLoop {
     stop: Arc<AtomicBool>,
     cpu: Option<usize>,
     sched_fifo: Option<i32>,
+    reflector: bool,
 }
 
 impl WorkerLoop {
@@ -466,13 +473,18 @@ impl WorkerLoop {
                 break Ok(());
             }
             let now = sched::monotonic_now();
-            let round = match self.datapath.poll_once(
-                &mut self.xsk,
-                &mut self.engine,
-                now,
-                &self.shared.worker,
-                &mut hook,
-            ) {
+            let round = if self.reflector {
+                self.datapath.reflect_once(&mut self.xsk, &self.shared.worker)
+            } else {
+                self.datapath.poll_once(
+                    &mut self.xsk,
+                    &mut self.engine,
+                    now,
+                    &self.shared.worker,
+                    &mut hook,
+                )
+            };
+            let round = match round {
                 Ok(r) => r,
                 Err(e) => break Err(e),
             };
