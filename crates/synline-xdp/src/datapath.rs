@@ -379,7 +379,7 @@ impl Datapath {
         round.rx = rx;
         let mut batch = std::mem::take(&mut self.rx);
         for mut f in batch.drain(..) {
-            match queue.with_buffer(&mut f, |buf, len| synline_wire::reflect::reflect(buf, len)) {
+            match queue.with_buffer(&mut f, synline_wire::reflect::reflect) {
                 Ok(n) => {
                     queue.set_len(&mut f, n);
                     self.tx.push(f);

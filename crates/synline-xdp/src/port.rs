@@ -474,7 +474,8 @@ impl WorkerLoop {
             }
             let now = sched::monotonic_now();
             let round = if self.reflector {
-                self.datapath.reflect_once(&mut self.xsk, &self.shared.worker)
+                self.datapath
+                    .reflect_once(&mut self.xsk, &self.shared.worker)
             } else {
                 self.datapath.poll_once(
                     &mut self.xsk,
