@@ -385,7 +385,7 @@ cfg_rxdrop() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNEL
     local id=$1 q=$2 nm=$3 cpus=$4 r
     local extra=("${@:10}")
     describe "$id" ceiling "$7" "$9" "$id" \
-        "synline-rxdrop --cpus $cpus${extra[*]:+ ${extra[*]}}: synline's XDP program redirects the flood's target to one AF_XDP socket per queue (copy mode), a listener-less engine parses each frame, finds no listener (Verdict::Pass) and recycles it: rxdrop plus a parse and an empty-table lookup; absorbed = frames taken from the RX rings; $8."
+        "synline-rxdrop --cpus $cpus${extra[*]:+ ${extra[*]}}: synline's XDP program redirects the flood's target to one AF_XDP socket per queue (copy mode, workers under SCHED_FIFO 1 as synline run by default), a listener-less engine parses each frame, finds no listener (Verdict::Pass) and recycles it: rxdrop plus a parse and an empty-table lookup; absorbed = frames taken from the RX rings; $8."
     wanted "$id" || return 0
     queues "$q"
     GEN_THREADS=$5 GEN_CPUS=$6 COUNTERS=none
@@ -493,7 +493,7 @@ cfg_synline() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNE
     local id=$1
     local extra="${*:11}"
     describe "$id" target "$7" "$9" "${10}" \
-        "synline run --listen $DST:$PORT,tcp_syncookies=2 --cpus $4 $extra ${SYNLINE_ARGS:-} ($2 queue(s), AF_XDP copy mode, default rings, no busy polling; the JSON log of accepted connections to /dev/null; each accepted connection reset with an RST as the daemon does); counters from synline stats --socket; $8." \
+        "synline run --listen $DST:$PORT,tcp_syncookies=2 --cpus $4 $extra ${SYNLINE_ARGS:-} ($2 queue(s), AF_XDP copy mode, otherwise the default configuration: workers under SCHED_FIFO 1, 2048-slot rings, batches of 64, need_wakeup, no busy polling; the JSON log of accepted connections to /dev/null; each accepted connection reset with an RST as the daemon does); counters from synline stats --socket; $8." \
         "$([ "$2" = 1 ] && echo reflect-1q || echo reflect-2q)"
     wanted "$id" || return 0
     queues "$2"
@@ -586,9 +586,9 @@ cfg_kernel kernel-sc2 2 4096 5 1 own 1 1 0 "Linux listener, tcp_syncookies=2 (1 
 cfg_kernel kernel-sc1 1 1048576 0 1 own 1 1 0 "Linux listener, tcp_syncookies=1, backlog 1M (1 core)" "$ONE" rxdrop-1q
 cfg_nft
 cfg_synline synline-1q 1 own 1 1 0 "synline, 1 queue (1 core)" "$ONE" kernel-sc2 rxdrop-1q
-cfg_synline synline-1q-fifo 1 own 1 1 0 "synline, 1 queue, SCHED_FIFO worker (1 core)" \
-    "$ONE; the worker runs under SCHED_FIFO (--sched-fifo 10), so it drains its rings before the NAPI kthread it shares the core with delivers more" \
-    kernel-sc2 rxdrop-1q --sched-fifo 10
+cfg_synline synline-1q-fair 1 own 1 1 0 "synline, 1 queue, fair scheduler (1 core)" \
+    "$ONE; --sched-fifo 0: the worker under the fair scheduler (the default before issue 13), sharing CPU1 with the NAPI kthread half and half" \
+    kernel-sc2 rxdrop-1q --sched-fifo 0
 cfg_synline synline-xdp-1q 1 own 1 1 0 "synline, flood path in XDP (1 core)" \
     "$ONE; --xdp-cookies on: the listener (tcp_syncookies=2) is in cookie mode, so the XDP program answers every SYN with the engine's cookie SYN-ACK by XDP_TX" \
     kernel-sc2 rxdrop-1q --xdp-cookies on
@@ -597,8 +597,8 @@ cfg_rxdrop rxdrop-2q 2 inline 0,1 2 0,1 "ceiling: AF_XDP rxdrop, 2 queues (both 
 cfg_reflect reflect-2q 2 inline 0,1 2 0,1 "ceiling: AF_XDP reflector, no engine, 2 queues (both cores, shared)" "$BOTH" kernel-sc2-2c rxdrop-2q
 cfg_kernel kernel-sc2-2c 2 4096 5 2 inline 0,1 2 0,1 "Linux listener, tcp_syncookies=2 (both cores, shared)" "$BOTH" rxdrop-2q
 cfg_synline synline-2q 2 inline 0,1 2 0,1 "synline, 2 queues (both cores, shared)" "$BOTH" kernel-sc2-2c rxdrop-2q
-cfg_synline synline-2q-fifo 2 inline 0,1 2 0,1 "synline, 2 queues, SCHED_FIFO workers (both cores, shared)" \
-    "$BOTH; the workers run under SCHED_FIFO (--sched-fifo 10)" kernel-sc2-2c rxdrop-2q --sched-fifo 10
+cfg_synline synline-2q-fair 2 inline 0,1 2 0,1 "synline, 2 queues, fair scheduler (both cores, shared)" \
+    "$BOTH; --sched-fifo 0: the workers under the fair scheduler" kernel-sc2-2c rxdrop-2q --sched-fifo 0
 cfg_synline synline-xdp-2q 2 inline 0,1 2 0,1 "synline, flood path in XDP, 2 queues (both cores, shared)" \
     "$BOTH; --xdp-cookies on" kernel-sc2-2c rxdrop-2q --xdp-cookies on
 cfg_xdp_synproxy xdp-synproxy-2c 2 inline 2 0,1 "kernel selftest XDP SYN proxy (both cores, shared)" "$BOTH" kernel-sc2-2c rxdrop-2q

@@ -54,9 +54,10 @@ struct Cli {
     /// Frames in each queue's UMEM [default: synline's].
     #[arg(long)]
     frames: Option<u32>,
-    /// Run the workers under SCHED_FIFO at this priority, as `synline run --sched-fifo`.
-    #[arg(long)]
-    sched_fifo: Option<i32>,
+    /// The workers' SCHED_FIFO priority, 0 for the fair scheduler; the default is
+    /// `synline run`'s, so that the ceilings run as synline does.
+    #[arg(long, default_value_t = 1)]
+    sched_fifo: i32,
     /// Preferred busy polling on the sockets, as `synline run --busy-poll`.
     #[arg(long)]
     busy_poll: bool,
@@ -106,7 +107,7 @@ fn main() -> Result<()> {
             name: if cli.reflect { "reflect" } else { "rxdrop" }.to_owned(),
             cpus: cli.cpus.clone(),
             reflector: cli.reflect,
-            sched_fifo: cli.sched_fifo,
+            sched_fifo: (cli.sched_fifo > 0).then_some(cli.sched_fifo),
             ..WorkerConfig::default()
         },
         stop.clone(),

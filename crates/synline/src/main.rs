@@ -162,12 +162,24 @@ struct RunArgs {
     /// least 4096).
     #[arg(long)]
     frames: Option<u32>,
+    /// Frames a worker takes from its RX ring per round, 1 to the ring size (default 64,
+    /// chosen by measurement: bench/README.md).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=32768))]
+    batch: Option<u32>,
+    /// XDP_USE_NEED_WAKEUP on the AF_XDP sockets: the driver says when it needs a syscall to
+    /// go on, so an idle worker sleeps and a busy one makes fewer calls (default true).
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = true)]
+    need_wakeup: bool,
     /// Replace the SYN-cookie secrets every this many seconds (0: never). At least 60:
     /// retired secrets keep their cookies valid for two minutes (two pairs are kept).
     #[arg(long, default_value_t = 600)]
     cookie_rotate: u64,
-    /// Run the queue workers under SCHED_FIFO at this priority (1-99; CAP_SYS_NICE).
-    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=99))]
+    /// SCHED_FIFO priority of the queue workers, 1-99, or 0 for the fair scheduler
+    /// [default: 1 with CAP_SYS_NICE, else 0 and a warning]. Under SCHED_FIFO a worker runs
+    /// ahead of every normal thread on its core, as the kernel's own SYN handling does in
+    /// softirq, and sleeps in poll() when idle; measured 2x the fair scheduler on a core
+    /// shared with the driver (bench/README.md).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(0..=99))]
     sched_fifo: Option<i32>,
     /// CPUs to pin the queue workers to, e.g. 0,1 (queue i on the i-th, round robin).
     #[arg(long, value_delimiter = ',')]
@@ -265,8 +277,22 @@ fn daemon(a: RunArgs) -> i32 {
             },
             busy_poll: a.busy_poll,
             ring_size: a.ring_size,
+            batch: a.batch.map(|b| b as usize),
+            need_wakeup: a.need_wakeup,
             frames: a.frames,
-            sched_fifo: a.sched_fifo,
+            sched_fifo: match a.sched_fifo {
+                Some(0) => None,
+                Some(p) => Some(p),
+                None if preflight::may_use_realtime() => Some(run::DEFAULT_SCHED_FIFO),
+                None => {
+                    tracing::warn!(
+                        "no CAP_SYS_NICE: the queue workers run under the fair scheduler, \
+                         which halves what one core answers when it also runs the driver \
+                         (grant CAP_SYS_NICE, or pass --sched-fifo 0 to choose this)"
+                    );
+                    None
+                }
+            },
             cookie_rotate: match a.cookie_rotate {
                 0 => None,
                 s if s < 60 => anyhow::bail!("--cookie-rotate must be 0 or at least 60 seconds: the two previous secret pairs cover two minutes of cookies"),

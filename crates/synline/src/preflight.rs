@@ -58,6 +58,12 @@ fn has(caps: u64, cap: u32) -> bool {
     caps & (1u64 << cap) != 0
 }
 
+/// Whether the workers may run under SCHED_FIFO (CAP_SYS_NICE in the effective set), which
+/// `run` does by default.
+pub fn may_use_realtime() -> bool {
+    has(effective_caps(), CAP_SYS_NICE)
+}
+
 /// The capabilities `run` lacks, by name and use.
 pub fn missing_caps(opts: &RunOptions) -> Vec<String> {
     let caps = effective_caps();
@@ -197,6 +203,12 @@ pub fn check(
     }
     if let Err(e) = xsk.check() {
         problems.push(format!("--ring-size/--frames: {e}"));
+    }
+    if let Some(b) = opts.batch.filter(|&b| b > xsk.ring_size as usize) {
+        problems.push(format!(
+            "--batch {b}: more than the ring size ({}); a round never finds more frames than that",
+            xsk.ring_size
+        ));
     }
     let online = online_cpus();
     for c in &opts.cpus {
