@@ -214,16 +214,16 @@ topology() {
     in_cli ethtool -K "$CDEV" tx off rx off >/dev/null
     run ip -n "$SRV" link set "$SDEV" up
     run ip -n "$CLI" link set "$CDEV" up
-    local cmac smac
+    local cmac
     cmac=$(ip netns exec "$CLI" cat "/sys/class/net/$CDEV/address")
-    smac=$(ip netns exec "$SRV" cat "/sys/class/net/$SDEV/address")
+    SMAC=$(ip netns exec "$SRV" cat "/sys/class/net/$SDEV/address")
     # Every client address through the client: one permanent neighbour entry serves them all.
     run ip -n "$SRV" route add 198.18.0.0/15 via 198.18.0.2 dev "$SDEV"
     record ip -n SRV neigh replace 198.18.0.2 lladdr "<MAC of veth-c>" dev veth-s nud permanent
     ip -n "$SRV" neigh replace 198.18.0.2 lladdr "$cmac" dev "$SDEV" nud permanent
     # And the server's address on the client, for the sinks that drop ARP too.
     record ip -n CLI neigh replace 198.18.0.1 lladdr "<MAC of veth-s>" dev veth-c nud permanent
-    ip -n "$CLI" neigh replace 198.18.0.1 lladdr "$smac" dev "$CDEV" nud permanent
+    ip -n "$CLI" neigh replace 198.18.0.1 lladdr "$SMAC" dev "$CDEV" nud permanent
 }
 
 queues() { # N: RX/TX queues on both ends (nothing attached)
@@ -365,8 +365,57 @@ reps_of() { # ID MODES...: the repetitions of a target that is already running
     local id=$1 r m
     shift
     for r in $(seq "$REPS"); do
+        if [ "$GEN" = trafgen ]; then measure_trafgen "$id" "$r"; continue; fi
         for m in "$@"; do measure "$id" "$m" "$r"; done
     done
+}
+
+# The second generator (issue 13, target 6): netsniff-ng's trafgen, a PF_PACKET TX ring, with
+# deploy/load/trafgen/syn_flood.cfg (random sources in 198.18.128.0/17, Linux's options), one
+# thread on CPU0 (0.6.8's --cpus 1 is always CPU 0), flood only. --rate (far above what it
+# reaches, about 600k frames/s) puts trafgen on its sendto() path: its TX_RING path ends at once
+# with "Flushing TX_RING failed: Resource temporarily unavailable" on this kernel's veth, whose
+# full ring pushes back (EAGAIN), an error trafgen 0.6.8 does not expect there. The client veth drops the
+# replies in XDP (the loadgen's lg_drop) as the loadgen's own program would after counting them.
+# The figure is the server's own count of cookie SYN-ACKs sent (TcpExtSyncookiesSent: both
+# listeners run tcp_syncookies=2, so every SYN-ACK is a cookie), set against the same counter
+# in the same target's loadgen rows.
+GEN=loadgen
+TRAFGEN_CFG=deploy/load/trafgen/syn_flood.cfg
+measure_trafgen() { # ID REP
+    local id=$1 rep=$2 ctr0 ctr1 st0 st1 tx0 tx1 drop0 drop1 pid sent
+    ctr0=$(counters)
+    tx0=$(ip netns exec "$CLI" cat "/sys/class/net/$CDEV/statistics/tx_packets")
+    drop0=$(ip netns exec "$CLI" cat "/sys/class/net/$CDEV/statistics/tx_dropped")
+    record ip netns exec CLI timeout -s INT "$DURATION" trafgen --dev veth-c --conf "$TRAFGEN_CFG" --cpp -D "DMAC=<MAC of veth-s>" -D DST="$DST" -D DPORT="$PORT" --cpus 1 --num 0 --no-sock-mem --notouch-irq --rate 10000000pps
+    # setsid: trafgen forks a worker, and timeout's SIGINT must reach the whole group.
+    setsid ip netns exec "$CLI" timeout -s INT "$DURATION" trafgen --dev "$CDEV" --conf "$ROOT/$TRAFGEN_CFG" --cpp \
+        -D "DMAC=$SMAC" -D "DST=$DST" -D "DPORT=$PORT" --cpus 1 --num 0 --no-sock-mem --notouch-irq \
+        --rate 10000000pps \
+        >"$TMP/tg.out" 2>"$TMP/tg.err" &
+    pid=$!
+    sleep 1
+    st0=$(cpustat)
+    sleep $((DURATION - 2))
+    st1=$(cpustat)
+    wait "$pid" || true
+    sleep 0.3
+    ctr1=$(counters)
+    tx1=$(ip netns exec "$CLI" cat "/sys/class/net/$CDEV/statistics/tx_packets")
+    drop1=$(ip netns exec "$CLI" cat "/sys/class/net/$CDEV/statistics/tx_dropped")
+    sent=$(tr -d '\r' <"$TMP/tg.out" | awk '/ packets outgoing$/ { print $1 }' | tail -n 1)
+    [ -n "$sent" ] || { echo "compare: $id: trafgen printed no packet count: $(cat "$TMP/tg.err")" >&2; exit 1; }
+    printf '{"config":"%s","mode":"flood","rep":%d,"generator":"trafgen","loadgen":{"duration_s":%s,"sent":%s,"if_tx_packets":%s,"if_tx_dropped":%s},"ctr0":%s,"ctr1":%s,"stat0":%s,"stat1":%s}\n' \
+        "$id" "$rep" "$DURATION" "$sent" "$((tx1 - tx0))" "$((drop1 - drop0))" "$ctr0" "$ctr1" "$(jstr "$st0")" "$(jstr "$st1")" >>"$RAW"
+    log "$id rep $rep trafgen: sent $sent, delivered $((tx1 - tx0))"
+}
+
+trafgen_rows() { # the one-core kernel and synline rows again, with trafgen as the generator
+    command -v trafgen >/dev/null || { echo "compare: trafgen is missing (Debian: netsniff-ng; deploy/setup.sh installs it)" >&2; exit 1; }
+    ip netns exec "$CLI" "$BIN/synline-loadgen" xdp-pass --iface "$CDEV" --drop >/dev/null
+    GEN=trafgen cfg_kernel kernel-sc2-trafgen 2 4096 5 1 own 1 1 0 "Linux listener, tcp_syncookies=2 (1 core), trafgen" "$ONE; the generator is trafgen" rxdrop-1q
+    GEN=trafgen cfg_synline synline-1q-trafgen 1 own 1 1 0 "synline, 1 queue (1 core), trafgen" "$ONE; the generator is trafgen" kernel-sc2-trafgen rxdrop-1q
+    ip netns exec "$CLI" "$BIN/synline-loadgen" xdp-pass --iface "$CDEV" --detach >/dev/null
 }
 
 cfg_xdp_drop() {
@@ -593,6 +642,7 @@ cfg_synline synline-xdp-1q 1 own 1 1 0 "synline, flood path in XDP (1 core)" \
     "$ONE; --xdp-cookies on: the listener (tcp_syncookies=2) is in cookie mode, so the XDP program answers every SYN with the engine's cookie SYN-ACK by XDP_TX" \
     kernel-sc2 rxdrop-1q --xdp-cookies on
 cfg_xdp_synproxy xdp-synproxy-1q 1 own 1 0 "kernel selftest XDP SYN proxy (1 core)" "$ONE" kernel-sc2 rxdrop-1q
+if wanted kernel-sc2-trafgen || wanted synline-1q-trafgen; then trafgen_rows; fi
 cfg_rxdrop rxdrop-2q 2 inline 0,1 2 0,1 "ceiling: AF_XDP rxdrop, 2 queues (both cores, shared)" "$BOTH" kernel-sc2-2c
 cfg_reflect reflect-2q 2 inline 0,1 2 0,1 "ceiling: AF_XDP reflector, no engine, 2 queues (both cores, shared)" "$BOTH" kernel-sc2-2c rxdrop-2q
 cfg_kernel kernel-sc2-2c 2 4096 5 2 inline 0,1 2 0,1 "Linux listener, tcp_syncookies=2 (both cores, shared)" "$BOTH" rxdrop-2q

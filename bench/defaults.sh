@@ -58,7 +58,7 @@ for v in "${VARIANTS[@]}"; do
     built=1
     echo "defaults: $name: $what" >&2
     SYNLINE_ARGS="$flags" SRV_SETUP="$setup" bench/compare.sh --only "$ids" --reps "$REPS" \
-        --duration "$DURATION" --no-perf $build --quiet-wait 60 --out "$TMP/$name" >"$TMP/$name.log" 2>&1 ||
+        --duration "$DURATION" --no-perf $build --quiet-wait 0 --out "$TMP/$name" >"$TMP/$name.log" 2>&1 ||
         { tail -n 20 "$TMP/$name.log" >&2; echo "defaults: $name failed" >&2; exit 1; }
 done
 

@@ -9,7 +9,7 @@
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
-pkgs=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config m4 ethtool iproute2 iputils-ping tcpdump gcc make nftables fonts-dejavu-core procps curl python3 nginx util-linux bpftool prometheus systemd)
+pkgs=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config m4 ethtool iproute2 iputils-ping tcpdump gcc make nftables fonts-dejavu-core procps curl python3 nginx util-linux bpftool prometheus systemd netsniff-ng)
 missing=()
 for p in "${pkgs[@]}"; do
     [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
