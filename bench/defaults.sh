@@ -8,7 +8,8 @@
 # each a `synline run` flag against the default configuration, with the kernel listener and the
 # AF_XDP reflector (the reply ceiling) measured in the same run, and the same for the two-queue
 # topology's scheduling. Writes bench/results/defaults-<date>.md: SYN-ACKs/s (median of N
-# repetitions, with min-max) and the ratio to the default in the same sweep.
+# repetitions, with min-max) and the ratio to the default in the same sweep, and each run's own
+# report in bench/results/defaults-<date>/.
 #
 # The candidates are the knobs issue 13 names: the scheduling of the worker, preferred busy
 # polling (with the device's napi_defer_hard_irqs and gro_flush_timeout, without which it
@@ -66,13 +67,23 @@ mkdir -p "$OUT_DIR"
 DATE=$(date -u +%Y-%m-%d)
 OUT="$OUT_DIR/defaults-$DATE.md"
 GIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-printf '%s\n' "${VARIANTS[@]}" | python3 - "$TMP" "$REPS" "$DURATION" "$GIT" >"$OUT" <<'EOF'
-import glob, json, sys
-tmp, reps, dur, git = sys.argv[1:5]
+printf '%s\n' "${VARIANTS[@]}" >"$TMP/variants"
+# Every run's own report stays beside the table (compare-<date>.{md,json} per setting).
+RAWDIR="$OUT_DIR/defaults-$DATE"
+rm -rf "$RAWDIR"
+mkdir -p "$RAWDIR"
+for v in "${VARIANTS[@]}"; do
+    name=${v%%|*}
+    cp "$TMP/$name"/compare-*.json "$RAWDIR/$name.json"
+    cp "$TMP/$name"/compare-*.md "$RAWDIR/$name.md"
+done
+python3 - "$RAWDIR" "$REPS" "$DURATION" "$GIT" "$TMP/variants" >"$OUT" <<'EOF'
+import json, sys
+raw, reps, dur, git, variants = sys.argv[1:6]
 rows = []
-for line in sys.stdin.read().splitlines():
+for line in open(variants).read().splitlines():
     name, ids, flags, setup, what = line.split("|", 4)
-    data = json.load(open(glob.glob(f"{tmp}/{name}/compare-*.json")[0]))
+    data = json.load(open(f"{raw}/{name}.json"))
     for c in data["configs"]:
         rows.append((name, c["id"], flags, setup, what, c["synacks_pps"]))
 def fmt(x):
@@ -87,6 +98,8 @@ print(f"`sudo bench/defaults.sh --reps {reps} --duration {dur}` at commit {git}:
       f"the client in a flood, median of {reps} runs of {dur} s (min-max); the ratio is against the "
       "default configuration's row of the same topology in the same sweep. The kernel and reflector "
       "rows are measured in the default runs.\n")
+base_dir = raw.rstrip("/").rsplit("/", 1)[-1]
+print(f"Each setting's own report (its configurations, CPU, counters): [{base_dir}/]({base_dir}/).\n")
 print("| setting | configuration | SYN-ACKs/s | × default | what it tries |")
 print("|---|---|---:|---:|---|")
 for name, cid, flags, setup, what, s in rows:

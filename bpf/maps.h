@@ -33,6 +33,43 @@ struct {
 	__type(value, struct listener_val);
 } listeners SEC(".maps");
 
+/*
+ * (family, destination port) -> the listeners of that family on that port, so that a frame
+ * needs one array lookup and no hash lookup when its port has one listener of its family, the
+ * common case, dual-stack services included (issue 13: the hash lookups, about 24 ns each,
+ * were the program's largest cost). Index: the port in host order, plus 65536 for IPv6. One
+ * `struct port_entry` (synline.h) each:
+ *
+ *   kinds: which listeners of the family exist on the port, so that only lookups that can
+ *   hit are made (none: the frame is not for synline):
+ *
+ *     bit   1            0
+ *         +------------+--------------+
+ *         | wildcard   | exact address|
+ *         +------------+--------------+
+ *
+ *   single: 1 when the port has exactly one listener of the family; `key` and `val` are then
+ *   a copy of its entry in `listeners`, and a frame to its address (any address of the family
+ *   for a wildcard) needs no hash lookup at all.
+ *
+ * The loader rewrites an entry after each change of its listeners (a new listener is in
+ * `listeners` before its bit is set; a leaving one loses its bit before it leaves), and the
+ * copy of `val` with every update of the listener's value. Array elements are written in
+ * place: a reader racing a rewrite may see old and new fields mixed for that one frame, which
+ * at worst passes it (a key that matches nothing) or answers it with settings from both sides
+ * of a reload, each of which a SYN-ACK sent a moment earlier or later would have had. 48 bytes
+ * an entry, 6 MiB in all.
+ */
+#define SYNLINE_PORT_EXACT 0x1
+#define SYNLINE_PORT_WILD 0x2
+#define SYNLINE_PORTS_V6 65536
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * 65536);
+	__type(key, __u32);
+	__type(value, struct port_entry);
+} listen_ports SEC(".maps");
+
 /* enum synline_counter -> u64, one slot per CPU (no atomics on the hot path). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -46,6 +46,23 @@ static __always_inline int pass(__u32 reason)
 	return XDP_PASS;
 }
 
+/*
+ * Whether the one listener of a port and family takes a segment to `key` (of that family):
+ * its own address, or any address when it is the wildcard (all zero). Two 8-byte compares.
+ */
+static __always_inline int single_matches(struct port_entry *pe, struct listener_key *key)
+{
+	__u64 a0, a1, l0, l1;
+
+	__builtin_memcpy(&l0, &pe->key.addr[0], 8);
+	__builtin_memcpy(&l1, &pe->key.addr[8], 8);
+	if ((l0 | l1) == 0)
+		return 1;
+	__builtin_memcpy(&a0, &key->addr[0], 8);
+	__builtin_memcpy(&a1, &key->addr[8], 8);
+	return a0 == l0 && a1 == l1;
+}
+
 static __always_inline int parse(void *data, void *data_end, struct seg_info *si)
 {
 	__be16 proto;
@@ -446,7 +463,9 @@ int synline_xdp(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct listener_val *lv;
 	struct seg_info si;
-	__u32 queue;
+	struct port_entry *pe;
+	__u32 queue, port;
+	__u8 kinds;
 	int ret;
 
 	__builtin_memset(&si, 0, sizeof(si));
@@ -466,14 +485,31 @@ int synline_xdp(struct xdp_md *ctx)
 		return pass(SYNLINE_CNT_MALFORMED);
 	}
 
-	/* Exact address first, then the wildcard (all-zero address) of the same family. */
-	lv = bpf_map_lookup_elem(&listeners, &si.key);
+	/*
+	 * The port's listeners of the family (listen_ports, maps.h): the only one, taken without
+	 * a hash lookup when the address matches it; else the lookups that can hit, the exact
+	 * address before the wildcard (all-zero address), each only if such a listener exists.
+	 */
+	port = bpf_ntohs(si.key.port);
+	if (si.key.family == SYNLINE_FAMILY_V6)
+		port += SYNLINE_PORTS_V6;
+	pe = bpf_map_lookup_elem(&listen_ports, &port);
+	if (!pe)
+		return pass(SYNLINE_CNT_NOT_LISTENER);
+	lv = NULL;
+	if (pe->single && single_matches(pe, &si.key))
+		lv = &pe->val;
 	if (!lv) {
-		__builtin_memset(si.key.addr, 0, sizeof(si.key.addr));
-		lv = bpf_map_lookup_elem(&listeners, &si.key);
-		if (!lv)
-			return pass(SYNLINE_CNT_NOT_LISTENER);
+		kinds = pe->kinds;
+		if (kinds & SYNLINE_PORT_EXACT)
+			lv = bpf_map_lookup_elem(&listeners, &si.key);
+		if (!lv && (kinds & SYNLINE_PORT_WILD)) {
+			__builtin_memset(si.key.addr, 0, sizeof(si.key.addr));
+			lv = bpf_map_lookup_elem(&listeners, &si.key);
+		}
 	}
+	if (!lv)
+		return pass(SYNLINE_CNT_NOT_LISTENER);
 
 	/* The flood path: in cookie mode a plain SYN is answered here (cookie.h). */
 	/* Not on a queue without a socket: the engine would not see the cookie's ACK there

@@ -62,6 +62,16 @@ struct listener_val {
 	__u16 wnd_nots;
 };
 
+/* Value of the `listen_ports` array (maps.h): the listeners of one port. 48 bytes. */
+struct port_entry {
+	__u8 kinds;
+	__u8 single;
+	__u16 pad;
+	struct listener_key key;
+	struct listener_val val;
+	__u32 pad2;
+};
+
 /*
  * Key of the `handed` map: a connection the engine accepted and handed to the kernel's own
  * listener (the daemon's kernel handoff), seen as the peer's segments carry it. 40 bytes.

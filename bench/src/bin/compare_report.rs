@@ -583,8 +583,11 @@ fn markdown(meta: &Value, rs: &[ConfigResult], png: &str, json_name: &str) -> Re
     ];
     if pairs.iter().any(|(_, t)| find(rs, Some(t)).is_some()) {
         writeln!(m)?;
-        writeln!(m, "## The second generator (trafgen)
-")?;
+        writeln!(
+            m,
+            "## The second generator (trafgen)
+"
+        )?;
         writeln!(
             m,
             "The one-core targets again with netsniff-ng's trafgen (deploy/load/trafgen/\

@@ -44,7 +44,38 @@ pub const LISTENER_KEY_LEN: usize = 20;
 const _: () = assert!(size_of::<types::listener_key>() == LISTENER_KEY_LEN);
 const _: () = assert!(offset_of!(types::listener_key, port) == 2);
 const _: () = assert!(offset_of!(types::listener_key, addr) == 4);
-const _: () = assert!(size_of::<types::listener_val>() == 20);
+const _: () = assert!(size_of::<types::listener_val>() == LISTENER_VAL_LEN);
+
+/// Bytes of a value of the `listeners` map (`struct listener_val` in `bpf/synline.h`).
+const LISTENER_VAL_LEN: usize = 20;
+
+/// Bytes of a `listen_ports` element (`struct port_entry` in `bpf/synline.h`):
+///
+/// ```text
+///   0      1      2      4                        24                       44     48
+///   +------+------+------+------------------------+------------------------+------+
+///   |kinds |single| pad  | listener_key (20)      | listener_val (20)      | pad  |
+///   +------+------+------+------------------------+------------------------+------+
+/// ```
+const PORT_ENTRY_LEN: usize = 48;
+const _: () = assert!(size_of::<types::port_entry>() == PORT_ENTRY_LEN);
+const _: () = assert!(offset_of!(types::port_entry, key) == 4);
+const _: () = assert!(offset_of!(types::port_entry, val) == 24);
+
+/// The bit of a `listen_ports` entry (bpf/maps.h) that a listener key stands for: exact
+/// address or wildcard.
+fn port_kind(key: &[u8]) -> u8 {
+    if key[4..LISTENER_KEY_LEN].iter().all(|&b| b == 0) {
+        0x2
+    } else {
+        0x1
+    }
+}
+
+/// The index of `addr`'s entry in `listen_ports` (bpf/maps.h): the port, plus 65536 for IPv6.
+fn port_index(addr: SocketAddr) -> u32 {
+    u32::from(addr.port()) + if addr.is_ipv6() { 65536 } else { 0 }
+}
 
 /// `struct listener_key` for `addr`. An IPv4-mapped IPv6 address stays IPv6: like the engine's
 /// listener table, the program matches families as they are on the wire.
@@ -419,7 +450,7 @@ impl XdpProgram {
     /// Adds a listener: the program will redirect TCP segments to `addr`. An unspecified
     /// address (`0.0.0.0:P`, `[::]:P`) is the wildcard of its family. Adding twice is harmless.
     pub fn add_listener(&self, addr: SocketAddr) -> Result<(), XdpError> {
-        let value = [0u8; size_of::<types::listener_val>()];
+        let value = [0u8; LISTENER_VAL_LEN];
         self.skel
             .maps
             .listeners
@@ -428,11 +459,15 @@ impl XdpProgram {
                 call: "bpf_map_update_elem",
                 addr,
                 source,
-            })
+            })?;
+        // After the listener is in the map (maps.h: a set bit always finds it).
+        self.write_port_entry(addr, None)
     }
 
     /// Removes a listener; `false` if it was not there.
     pub fn remove_listener(&self, addr: SocketAddr) -> Result<bool, XdpError> {
+        // Before it leaves the map: its bit goes unless another listener needs it.
+        self.write_port_entry(addr, Some(addr))?;
         match self.skel.maps.listeners.delete(&listener_key_bytes(addr)) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
@@ -442,6 +477,95 @@ impl XdpProgram {
                 source,
             }),
         }
+    }
+
+    /// Rewrites `addr`'s entry of `listen_ports` (bpf/maps.h) from the listeners of its family
+    /// on its port in the map, leaving out `leaving`: which of exact address and wildcard exist, so
+    /// that the program looks up only what can hit, and, when one listener is left, a copy of
+    /// its key and value, so that the program needs no hash lookup for it. A control-plane walk
+    /// over at most `SYNLINE_MAX_LISTENERS` keys, once per listener change.
+    fn write_port_entry(
+        &self,
+        addr: SocketAddr,
+        leaving: Option<SocketAddr>,
+    ) -> Result<(), XdpError> {
+        let (port, family) = (addr.port(), listener_key_bytes(addr)[0]);
+        let leaving = leaving.map(listener_key_bytes);
+        let mut kinds = 0u8;
+        let mut on_port = Vec::new();
+        for key in self.skel.maps.listeners.keys() {
+            if key.len() != LISTENER_KEY_LEN
+                || key[0] != family
+                || u16::from_be_bytes([key[2], key[3]]) != port
+                || leaving.is_some_and(|l| l[..] == key[..])
+            {
+                continue;
+            }
+            kinds |= port_kind(&key);
+            on_port.push(key);
+        }
+        let mut entry = [0u8; PORT_ENTRY_LEN];
+        entry[0] = kinds;
+        if let [key] = &on_port[..] {
+            let value = self
+                .skel
+                .maps
+                .listeners
+                .lookup(key, MapFlags::ANY)
+                .map_err(|source| XdpError::Listener {
+                    call: "bpf_map_lookup_elem",
+                    addr,
+                    source,
+                })?;
+            if let Some(v) = value.filter(|v| v.len() == LISTENER_VAL_LEN) {
+                entry[1] = 1;
+                entry[4..24].copy_from_slice(key);
+                entry[24..44].copy_from_slice(&v);
+            }
+        }
+        self.write_port(addr, &entry)
+    }
+
+    /// `addr`'s entry of `listen_ports` becomes `entry`.
+    fn write_port(&self, addr: SocketAddr, entry: &[u8; PORT_ENTRY_LEN]) -> Result<(), XdpError> {
+        self.skel
+            .maps
+            .listen_ports
+            .update(&port_index(addr).to_ne_bytes(), entry, MapFlags::ANY)
+            .map_err(|source| XdpError::Listener {
+                call: "bpf_map_update_elem(listen_ports)",
+                addr,
+                source,
+            })
+    }
+
+    /// The copy of a port's only listener's value follows its updates (bpf/maps.h): when
+    /// `addr`'s entry of `listen_ports` holds `addr`'s key, its value becomes `value`. Two system
+    /// calls, as the daemon calls this for every listener every 50 ms.
+    fn refresh_port_copy(
+        &self,
+        addr: SocketAddr,
+        value: &[u8; LISTENER_VAL_LEN],
+    ) -> Result<(), XdpError> {
+        let key = listener_key_bytes(addr);
+        let current = self
+            .skel
+            .maps
+            .listen_ports
+            .lookup(&port_index(addr).to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| XdpError::Listener {
+                call: "bpf_map_lookup_elem(listen_ports)",
+                addr,
+                source,
+            })?;
+        let Some(mut entry) = current.and_then(|e| <[u8; PORT_ENTRY_LEN]>::try_from(e).ok()) else {
+            return Ok(());
+        };
+        if entry[1] != 1 || entry[4..24] != key[..] || entry[24..44] == value[..] {
+            return Ok(());
+        }
+        entry[24..44].copy_from_slice(value);
+        self.write_port(addr, &entry)
     }
 
     /// The flood path (bpf/cookie.h): what the program needs of listener `addr` to answer its
@@ -473,7 +597,7 @@ impl XdpProgram {
         };
         // The map takes bytes: the fields in `struct listener_val` order (bpf/synline.h; the
         // size is checked at compile time above), host byte order.
-        let mut value = [0u8; size_of::<types::listener_val>()];
+        let mut value = [0u8; LISTENER_VAL_LEN];
         value[0..4].copy_from_slice(&v.cookie.to_ne_bytes());
         value[4..12].copy_from_slice(&[
             v.timestamps,
@@ -495,7 +619,7 @@ impl XdpProgram {
             .listeners
             .update(&listener_key_bytes(addr), &value, MapFlags::EXIST)
         {
-            Ok(()) => Ok(true),
+            Ok(()) => self.refresh_port_copy(addr, &value).map(|()| true),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
             Err(source) => Err(XdpError::Listener {
                 call: "bpf_map_update_elem",
@@ -856,6 +980,18 @@ impl Drop for XdpProgram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_kinds_match_the_bits_of_maps_h() {
+        let k = |a: &str| port_kind(&listener_key_bytes(a.parse().unwrap()));
+        assert_eq!(k("198.18.0.1:80"), 0x1);
+        assert_eq!(k("0.0.0.0:80"), 0x2);
+        assert_eq!(k("[2001:2::1]:80"), 0x1);
+        assert_eq!(k("[::]:80"), 0x2);
+        let i = |a: &str| port_index(a.parse().unwrap());
+        assert_eq!((i("0.0.0.0:80"), i("[::]:80")), (80, 65536 + 80));
+        assert_eq!(i("[2001:2::1]:65535"), 2 * 65536 - 1);
+    }
 
     #[test]
     fn ipv4_key_layout() {

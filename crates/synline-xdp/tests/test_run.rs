@@ -531,6 +531,88 @@ fn listeners_can_be_removed() {
     );
 }
 
+/// The per-port table (bpf/maps.h `listen_ports`) that spares the hash lookups follows every
+/// add and remove: an exact listener and the wildcard on one port each keep the port open
+/// while the other goes, and a listener of the other family never opens it.
+#[test]
+fn the_port_table_follows_adds_and_removes_per_family() {
+    let Some(prog) = load_or_skip() else { return };
+    let (exact, wild, v6) = (
+        "198.18.0.1:7000".parse().unwrap(),
+        "0.0.0.0:7000".parse().unwrap(),
+        "[2001:2::1]:7000".parse().unwrap(),
+    );
+    let to = |d: &str| syn(d, None);
+    let miss = Expect::Pass(Reason::NotListener);
+    prog.add_listener(v6).unwrap();
+    run_table(
+        &prog,
+        &[
+            case(
+                "v6 listener only: v4 stays closed",
+                to("198.18.0.1:7000"),
+                miss,
+            ),
+            case(
+                "v6 listener only: v6 open",
+                to("[2001:2::1]:7000"),
+                Expect::Listener,
+            ),
+        ],
+    );
+    prog.add_listener(exact).unwrap();
+    prog.add_listener(wild).unwrap();
+    run_table(
+        &prog,
+        &[
+            case(
+                "exact and wildcard: exact address",
+                to("198.18.0.1:7000"),
+                Expect::Listener,
+            ),
+            case(
+                "exact and wildcard: other address",
+                to("198.18.0.9:7000"),
+                Expect::Listener,
+            ),
+        ],
+    );
+    assert!(prog.remove_listener(wild).unwrap());
+    run_table(
+        &prog,
+        &[
+            case(
+                "exact left: exact address",
+                to("198.18.0.1:7000"),
+                Expect::Listener,
+            ),
+            case("exact left: other address", to("198.18.0.9:7000"), miss),
+        ],
+    );
+    prog.add_listener(wild).unwrap();
+    assert!(prog.remove_listener(exact).unwrap());
+    run_table(
+        &prog,
+        &[
+            case(
+                "wildcard left: exact address",
+                to("198.18.0.1:7000"),
+                Expect::Listener,
+            ),
+            case("wildcard left: other port", to("198.18.0.1:7001"), miss),
+        ],
+    );
+    assert!(prog.remove_listener(wild).unwrap());
+    assert!(prog.remove_listener(v6).unwrap());
+    run_table(
+        &prog,
+        &[
+            case("all gone: v4", to("198.18.0.1:7000"), miss),
+            case("all gone: v6", to("[2001:2::1]:7000"), miss),
+        ],
+    );
+}
+
 #[test]
 fn counters_add_up() {
     let Some(prog) = listening() else { return };
