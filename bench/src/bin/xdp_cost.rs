@@ -102,11 +102,16 @@ fn arp() -> Vec<u8> {
 fn nop_program() -> Result<std::os::fd::OwnedFd> {
     use libbpf_rs::libbpf_sys as sys;
     use std::os::fd::FromRawFd;
-    let mut mov: sys::bpf_insn = Default::default();
-    mov.code = (sys::BPF_ALU64 | sys::BPF_MOV | sys::BPF_K) as u8; // r0 = imm
-    mov.imm = sys::XDP_PASS as i32;
-    let mut exit: sys::bpf_insn = Default::default();
-    exit.code = (sys::BPF_JMP | sys::BPF_EXIT) as u8;
+    // Registers 0 (the bitfield's zero): r0 = XDP_PASS; exit.
+    let mov = sys::bpf_insn {
+        code: (sys::BPF_ALU64 | sys::BPF_MOV | sys::BPF_K) as u8,
+        imm: sys::XDP_PASS as i32,
+        ..Default::default()
+    };
+    let exit = sys::bpf_insn {
+        code: (sys::BPF_JMP | sys::BPF_EXIT) as u8,
+        ..Default::default()
+    };
     let insns = [mov, exit];
     // SAFETY: the name and license are NUL-terminated literals, `insns` holds `insns.len()`
     // instructions and outlives the call, and a null `opts` asks for libbpf's defaults.
