@@ -237,6 +237,12 @@ impl RequestTable {
         self.live
     }
 
+    /// No live request.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
     /// D-2: the request of a 4-tuple.
     #[inline]
     pub fn lookup(&self, key: &FlowKey) -> Option<ReqId> {

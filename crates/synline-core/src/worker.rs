@@ -250,7 +250,14 @@ impl Worker {
         // R-3 sends the segment on to the listener, and then it must not travel to other
         // workers: its flow is here.
         let mut hops = hops;
-        if let Some(id) = self.reqs.lookup_hashed(&key, hash) {
+        // An empty table has nothing to find (a cookie-mode flood keeps it empty): no probe,
+        // which in a table sized for a large backlog is a cache miss per SYN.
+        let found = if self.reqs.is_empty() {
+            None
+        } else {
+            self.reqs.lookup_hashed(&key, hash)
+        };
+        if let Some(id) = found {
             match self.check_req(buf, p, id, now) {
                 Some(v) => return v,
                 None => hops = u8::MAX,

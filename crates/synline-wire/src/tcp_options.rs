@@ -69,6 +69,12 @@ impl TcpOptions {
     /// Written with slice patterns rather than indices: every length is checked by the pattern
     /// itself, so the loop has no bounds checks left (this runs on every SYN).
     pub fn parse(opts: &[u8]) -> TcpOptions {
+        if let Some(o) = Self::parse_linux_syn(opts) {
+            return o;
+        }
+        if let Some(o) = Self::parse_aligned_timestamps(opts) {
+            return o;
+        }
         let mut out = TcpOptions::default();
         let mut rest = opts;
         loop {
@@ -106,6 +112,53 @@ impl TcpOptions {
             };
         }
         out
+    }
+}
+
+impl TcpOptions {
+    /// The fast path for the SYN every Linux client sends, 20 bytes in this order:
+    ///
+    /// ```text
+    ///   0     2        4     6     8                  16    17    18    19
+    ///   +-----+--------+-----+-----+--------+---------+-----+-----+-----+-----+
+    ///   |02 04| MSS    |04 02|08 0a| TSval  | TSecr   | 01  |03 03| WS  |
+    ///   +-----+--------+-----+-----+--------+---------+-----+-----+-----+
+    /// ```
+    ///
+    /// One compare of the eight fixed bytes instead of the walk; what the walk would read
+    /// from these bytes, field for field (S-7: MSS 0 is no MSS, the shift is clamped), which
+    /// `parse_matches_reference` checks on every input.
+    #[inline(always)]
+    fn parse_linux_syn(opts: &[u8]) -> Option<TcpOptions> {
+        let &[2, 4, m0, m1, 4, 2, 8, 10, v0, v1, v2, v3, e0, e1, e2, e3, 1, 3, 3, ws] = opts else {
+            return None;
+        };
+        let mss = u16::from_be_bytes([m0, m1]);
+        Some(TcpOptions {
+            mss: (mss != 0).then_some(mss),
+            wscale: Some(ws.min(MAX_WSCALE)),
+            sack_permitted: true,
+            timestamps: Some(Timestamps {
+                tsval: u32::from_be_bytes([v0, v1, v2, v3]),
+                tsecr: u32::from_be_bytes([e0, e1, e2, e3]),
+            }),
+        })
+    }
+
+    /// The fast path for the ACKs of a timestamp connection, `01 01 08 0a TSval TSecr`: the
+    /// kernel's `tcp_parse_aligned_timestamp` (RFC 7323 appendix A's layout).
+    #[inline(always)]
+    fn parse_aligned_timestamps(opts: &[u8]) -> Option<TcpOptions> {
+        let &[1, 1, 8, 10, v0, v1, v2, v3, e0, e1, e2, e3] = opts else {
+            return None;
+        };
+        Some(TcpOptions {
+            timestamps: Some(Timestamps {
+                tsval: u32::from_be_bytes([v0, v1, v2, v3]),
+                tsecr: u32::from_be_bytes([e0, e1, e2, e3]),
+            }),
+            ..TcpOptions::default()
+        })
     }
 }
 
@@ -462,6 +515,31 @@ mod tests {
         #[test]
         fn parse_matches_reference(b in optionish()) {
             prop_assert_eq!(TcpOptions::parse(&b), reference_parse(&b));
+        }
+
+        /// The fast paths read Linux's SYN layout and the aligned timestamps exactly as the
+        /// walk does, whatever the values (MSS 0, shifts above 14, any timestamps), and a
+        /// layout one byte off falls back to the walk with the same result.
+        #[test]
+        fn s7_fast_paths_match_reference(
+            mss in any::<u16>(), ws in any::<u8>(), tsval in any::<u32>(), tsecr in any::<u32>(),
+            flip in 0usize..20, byte in any::<u8>(),
+        ) {
+            let mut syn = [0u8; 20];
+            syn[..4].copy_from_slice(&[2, 4, (mss >> 8) as u8, mss as u8]);
+            syn[4..8].copy_from_slice(&[4, 2, 8, 10]);
+            syn[8..12].copy_from_slice(&tsval.to_be_bytes());
+            syn[12..16].copy_from_slice(&tsecr.to_be_bytes());
+            syn[16..].copy_from_slice(&[1, 3, 3, ws]);
+            prop_assert_eq!(TcpOptions::parse(&syn), reference_parse(&syn));
+            let mut ts = [1u8, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
+            ts[4..8].copy_from_slice(&tsval.to_be_bytes());
+            ts[8..].copy_from_slice(&tsecr.to_be_bytes());
+            prop_assert_eq!(TcpOptions::parse(&ts), reference_parse(&ts));
+            syn[flip] = byte;
+            prop_assert_eq!(TcpOptions::parse(&syn), reference_parse(&syn));
+            ts[flip % 12] = byte;
+            prop_assert_eq!(TcpOptions::parse(&ts), reference_parse(&ts));
         }
 
         /// Any bytes parse without panicking, and the result respects S-7's bounds.

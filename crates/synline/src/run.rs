@@ -56,6 +56,24 @@ use tracing::{error, info, warn};
 /// fair scheduler on one core, 1.6x on two (bench/README.md, "Choosing the defaults").
 pub const DEFAULT_SCHED_FIFO: i32 = 1;
 
+/// Requests each worker's table holds before it grows: room for every listener's full SYN
+/// queue (B + 1 requests each, Q-6), as one worker may receive all of a flood, so that a flood
+/// fills the table without a rehash on the hot path (issue 13); at most 65536 (8 MiB of
+/// requests a worker), beyond which the table grows as it fills, and never above the cap on
+/// live requests.
+fn presized_requests(config: &Config) -> usize {
+    let somaxconn = config.stack.somaxconn;
+    let queues: usize = config
+        .listeners
+        .iter()
+        .map(|l| (l.backlog.max(0) as u32).min(somaxconn) as usize + 1)
+        .sum();
+    queues
+        .min(65536)
+        .min(config.stack.max_requests)
+        .max(config.stack.requests_per_worker_hint)
+}
+
 /// Options of `synline run` beyond the listeners.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -454,6 +472,7 @@ pub fn run(
             } else {
                 Duration::ZERO
             },
+            requests_per_worker_hint: presized_requests(&config),
             ..config.stack
         },
         &keys,
