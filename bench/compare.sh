@@ -74,7 +74,7 @@ done
 [[ "$DURATION" =~ ^[0-9]+$ ]] && ((DURATION >= 4)) || { echo "compare: --duration must be a whole number of seconds, at least 4" >&2; exit 2; }
 [[ "$REPS" =~ ^[0-9]+$ ]] && ((REPS >= 1)) || { echo "compare: --reps must be at least 1" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "compare: needs root (namespaces, XDP, AF_XDP, perf)" >&2; exit 1; }
-for t in ip ethtool nft nstat taskset; do
+for t in ip ethtool nft nstat taskset bpftool python3; do
     command -v "$t" >/dev/null || { echo "compare: $t is missing (deploy/setup.sh installs it)" >&2; exit 1; }
 done
 if ((PERF)) && ! command -v perf >/dev/null; then
@@ -434,7 +434,7 @@ cfg_rxdrop() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNEL
     local id=$1 q=$2 nm=$3 cpus=$4 r
     local extra=("${@:10}")
     describe "$id" ceiling "$7" "$9" "$id" \
-        "synline-rxdrop --cpus $cpus${extra[*]:+ ${extra[*]}}: synline's XDP program redirects the flood's target to one AF_XDP socket per queue (copy mode, workers under SCHED_FIFO 1 as synline run by default), a listener-less engine parses each frame, finds no listener (Verdict::Pass) and recycles it: rxdrop plus a parse and an empty-table lookup; absorbed = frames taken from the RX rings; $8."
+        "synline-rxdrop --cpus $cpus${extra[*]:+ ${extra[*]}}: synline's XDP program redirects the flood's target to one AF_XDP socket per queue (copy mode, workers under SCHED_FIFO 50 as synline run by default), a listener-less engine parses each frame, finds no listener (Verdict::Pass) and recycles it: rxdrop plus a parse and an empty-table lookup; absorbed = frames taken from the RX rings; $8."
     wanted "$id" || return 0
     queues "$q"
     GEN_THREADS=$5 GEN_CPUS=$6 COUNTERS=none
@@ -542,7 +542,7 @@ cfg_synline() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNE
     local id=$1
     local extra="${*:11}"
     describe "$id" target "$7" "$9" "${10}" \
-        "synline run --listen $DST:$PORT,tcp_syncookies=2 --cpus $4 $extra ${SYNLINE_ARGS:-} ($2 queue(s), AF_XDP copy mode, otherwise the default configuration: workers under SCHED_FIFO 1, 2048-slot rings, batches of 64, need_wakeup, no busy polling; the JSON log of accepted connections to /dev/null; each accepted connection reset with an RST as the daemon does); counters from synline stats --socket; $8." \
+        "synline run --listen $DST:$PORT,tcp_syncookies=2 --cpus $4 $extra ${SYNLINE_ARGS:-} ($2 queue(s), AF_XDP copy mode, otherwise the default configuration: workers under SCHED_FIFO 50, 2048-slot rings, batches of 64, need_wakeup, no busy polling; the JSON log of accepted connections to /dev/null; each accepted connection reset with an RST as the daemon does); counters from synline stats --socket; $8." \
         "$([ "$2" = 1 ] && echo reflect-1q || echo reflect-2q)"
     wanted "$id" || return 0
     queues "$2"
@@ -587,11 +587,35 @@ cfg_xdp_synproxy() { # ID QUEUES NAPI GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNE
 
 # ---- perf: one extra flood run, perf record -a -g in its middle ----
 PERF_JSON=()
+# Every loaded program's bpf_stats, as bpftool prints them (JSON).
+bpf_stats() { bpftool prog show -j 2>/dev/null || echo '[]'; }
+XDP_COST=()
+# argv: two bpf_stats snapshots; prints each target XDP program's ns per run between them
+# (the loadgen's own programs, lg_*, left out).
+BPF_STATS_PY='
+import json, sys
+a = {p["id"]: p for p in json.loads(sys.argv[1])}
+out = []
+for p in json.loads(sys.argv[2]):
+    if p.get("type") != "xdp" or p.get("name", "").startswith("lg_"):
+        continue
+    q = a.get(p["id"], {})
+    runs = p.get("run_cnt", 0) - q.get("run_cnt", 0)
+    ns = p.get("run_time_ns", 0) - q.get("run_time_ns", 0)
+    if runs > 0:
+        out.append(f"{p.get(\"name\")} {ns / runs:.0f} ns per run over {runs} runs")
+print("; ".join(out) or "no XDP program ran")
+'
+
 maybe_perf() { # ID LABEL GEN_CPUS
     ((PERF)) || return 0
     case "$1" in kernel-sc2|synline-1q|synline-xdp-1q|xdp-synproxy-1q|synline-xdp-2q|xdp-synproxy-2c) ;; *) return 0 ;; esac
-    local id=$1 label=$2 args cpu what
+    local id=$1 label=$2 args cpu what bs0 bs1
     mapfile -t args < <(lg_args flood)
+    # The XDP programs' own time per run in this flood (kernel.bpf_stats_enabled: run_time_ns
+    # and run_cnt per program), in situ, with the real redirect or XDP_TX behind each run.
+    bs0=$(bpf_stats)
+    sysctl -qw kernel.bpf_stats_enabled=1
     ip netns exec "$CLI" "$BIN/synline-loadgen" "${args[@]}" >"$TMP/lg.json" 2>"$TMP/lg.err" &
     LG_PID=$!
     sleep 1
@@ -599,6 +623,9 @@ maybe_perf() { # ID LABEL GEN_CPUS
     perf record -a -g -o "$TMP/perf-$id.data" -- sleep 3 >/dev/null 2>"$TMP/perf.err" || true
     wait "$LG_PID" || true
     LG_PID=""
+    sysctl -qw kernel.bpf_stats_enabled=0
+    bs1=$(bpf_stats)
+    XDP_COST+=("$label: $(python3 -c "$BPF_STATS_PY" "$bs0" "$bs1")")
     for cpu in 0 1; do
         record perf report -i "\$TMP/perf-$id.data" --cpu "$cpu" --no-children --sort comm -g none --stdio --percent-limit 1
         record perf report -i "\$TMP/perf-$id.data" --cpu "$cpu" --no-children --sort comm,sym -g none --stdio --percent-limit 1.5
@@ -653,6 +680,7 @@ cfg_synline synline-xdp-2q 2 inline 0,1 2 0,1 "synline, flood path in XDP, 2 que
     "$BOTH; --xdp-cookies on" kernel-sc2-2c rxdrop-2q --xdp-cookies on
 cfg_xdp_synproxy xdp-synproxy-2c 2 inline 2 0,1 "kernel selftest XDP SYN proxy (both cores, shared)" "$BOTH" kernel-sc2-2c rxdrop-2q
 
+((${#XDP_COST[@]})) && NOTES+=("The XDP programs' own time per run during each perf run (kernel.bpf_stats_enabled=1, run_time_ns / run_cnt from bpftool; the stats themselves add two clock reads per run): $(printf '%s. ' "${XDP_COST[@]}")")
 ELAPSED=$(($(date +%s) - T0))
 log "measurements done in ${ELAPSED}s"
 for f in "$TMP"/*.totals; do
