@@ -434,7 +434,7 @@ cfg_rxdrop() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNEL
     local id=$1 q=$2 nm=$3 cpus=$4 r
     local extra=("${@:10}")
     describe "$id" ceiling "$7" "$9" "$id" \
-        "synline-rxdrop --cpus $cpus${extra[*]:+ ${extra[*]}}: synline's XDP program redirects the flood's target to one AF_XDP socket per queue (copy mode, workers under SCHED_FIFO 50 as synline run by default), a listener-less engine parses each frame, finds no listener (Verdict::Pass) and recycles it: rxdrop plus a parse and an empty-table lookup; absorbed = frames taken from the RX rings; $8."
+        "synline-rxdrop --cpus $cpus${extra[*]:+ ${extra[*]}}: synline's XDP program redirects the flood's target to one AF_XDP socket per queue (copy mode, workers under SCHED_FIFO 1 as synline run by default), a listener-less engine parses each frame, finds no listener (Verdict::Pass) and recycles it: rxdrop plus a parse and an empty-table lookup; absorbed = frames taken from the RX rings; $8."
     wanted "$id" || return 0
     queues "$q"
     GEN_THREADS=$5 GEN_CPUS=$6 COUNTERS=none
@@ -542,7 +542,7 @@ cfg_synline() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNE
     local id=$1
     local extra="${*:11}"
     describe "$id" target "$7" "$9" "${10}" \
-        "synline run --listen $DST:$PORT,tcp_syncookies=2 --cpus $4 $extra ${SYNLINE_ARGS:-} ($2 queue(s), AF_XDP copy mode, otherwise the default configuration: workers under SCHED_FIFO 50, 2048-slot rings, batches of 64, need_wakeup, no busy polling; the JSON log of accepted connections to /dev/null; each accepted connection reset with an RST as the daemon does); counters from synline stats --socket; $8." \
+        "synline run --listen $DST:$PORT,tcp_syncookies=2 --cpus $4 $extra ${SYNLINE_ARGS:-} ($2 queue(s), AF_XDP copy mode, otherwise the default configuration: workers under SCHED_FIFO 1, 2048-slot rings, batches of 64, need_wakeup, no busy polling; the JSON log of accepted connections to /dev/null; each accepted connection reset with an RST as the daemon does); counters from synline stats --socket; $8." \
         "$([ "$2" = 1 ] && echo reflect-1q || echo reflect-2q)"
     wanted "$id" || return 0
     queues "$2"

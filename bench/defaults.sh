@@ -39,7 +39,7 @@ DEFER='echo 2 > /sys/class/net/@DEV@/napi_defer_hard_irqs; echo 200000 > /sys/cl
 VARIANTS=(
     "default|kernel-sc2,reflect-1q,synline-1q|||the default configuration, with the kernel listener and the reflector"
     "fair|synline-1q|--sched-fifo 0||the worker under the fair scheduler (the default before issue 13)"
-    "fifo-1|synline-1q|--sched-fifo 1||SCHED_FIFO at priority 1 instead of 50"
+    "fifo-50|synline-1q|--sched-fifo 50||SCHED_FIFO at priority 50 instead of 1"
     "busy-poll|synline-1q|--busy-poll|$DEFER|preferred busy polling, napi_defer_hard_irqs=2, gro_flush_timeout=200 us"
     "fair-busy-poll|synline-1q|--sched-fifo 0 --busy-poll|$DEFER|busy polling under the fair scheduler"
     "no-need-wakeup|synline-1q|--need-wakeup false||need_wakeup off: a syscall every round"

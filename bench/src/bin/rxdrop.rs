@@ -56,7 +56,7 @@ struct Cli {
     frames: Option<u32>,
     /// The workers' SCHED_FIFO priority, 0 for the fair scheduler; the default is
     /// `synline run`'s, so that the ceilings run as synline does.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 1)]
     sched_fifo: i32,
     /// Preferred busy polling on the sockets, as `synline run --busy-poll`.
     #[arg(long)]

@@ -349,16 +349,26 @@ impl Datapath {
         bump(&stats.reserve_tx, originated);
         round.tx += originated;
 
-        self.kick(queue, stats)?;
+        self.end_round(queue, stats, rx)?;
+        Ok(round)
+    }
 
+    /// Steps 4 to 6 of a round (module docs): kick TX, refill the fill ring, wake the RX side
+    /// after a round that received nothing.
+    fn end_round(
+        &mut self,
+        queue: &mut XskQueue,
+        stats: &QueueStats,
+        rx: usize,
+    ) -> Result<(), XskError> {
+        self.kick(queue, stats)?;
         let (_, was_empty) = queue.refill(self.cfg.reserve);
         bump(&stats.fill_ring_empty, usize::from(was_empty));
-
         if rx == 0 && (queue.busy_polling() || queue.fill_needs_wakeup()) {
             bump(&stats.wakeups, 1);
             queue.wake_rx()?;
         }
-        Ok(round)
+        Ok(())
     }
 
     /// One round of the reply ceiling (`WorkerConfig::reflector`): the same rings, batches,
@@ -392,13 +402,7 @@ impl Datapath {
         }
         self.rx = batch;
         round.tx += self.flush(queue, stats);
-        self.kick(queue, stats)?;
-        let (_, was_empty) = queue.refill(self.cfg.reserve);
-        bump(&stats.fill_ring_empty, usize::from(was_empty));
-        if rx == 0 && (queue.busy_polling() || queue.fill_needs_wakeup()) {
-            bump(&stats.wakeups, 1);
-            queue.wake_rx()?;
-        }
+        self.end_round(queue, stats, rx)?;
         Ok(round)
     }
 

@@ -175,7 +175,7 @@ struct RunArgs {
     #[arg(long, default_value_t = 600)]
     cookie_rotate: u64,
     /// SCHED_FIFO priority of the queue workers, 1-99, or 0 for the fair scheduler
-    /// [default: 50 with CAP_SYS_NICE, else 0 and a warning]. Under SCHED_FIFO a worker runs
+    /// [default: 1 with CAP_SYS_NICE, else 0 and a warning]. Under SCHED_FIFO a worker runs
     /// ahead of every normal thread on its core, as the kernel's own SYN handling does in
     /// softirq, and sleeps in poll() when idle; measured 2x the fair scheduler on a core
     /// shared with the driver (bench/README.md).

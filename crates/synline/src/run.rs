@@ -47,16 +47,16 @@ use synline_xdp::{
 };
 use tracing::{error, info, warn};
 
-/// The workers' SCHED_FIFO priority unless told otherwise: above every normal thread (as the
-/// kernel's softirq SYN handling is), at the priority the kernel gives threaded interrupt
-/// handlers. With the fair scheduler a worker that shares its core with the driver's NAPI work
-/// gets half the core while NAPI keeps filling rings nobody drains, and the frames are dropped
-/// after all the work of delivering them; under SCHED_FIFO the worker drains its rings first
-/// and NAPI delivers only what it can take. Measured (bench/README.md, "Choosing the
-/// defaults"): 2.3x the SYN-ACKs of the fair scheduler on one core, 1.4x on two; and priority
-/// 50 ahead of priority 1 by about 12 % in every one of four rounds taken in rotated order,
-/// on a machine where no other real-time thread sits between them (the cause is not known).
-pub const DEFAULT_SCHED_FIFO: i32 = 50;
+/// The workers' SCHED_FIFO priority unless told otherwise: the lowest real-time priority,
+/// above every normal thread (as the kernel's softirq SYN handling is) and below every other
+/// real-time thread (threaded interrupt handlers at 50, whatever the operator placed). With
+/// the fair scheduler a worker that shares its core with the driver's NAPI work gets half the
+/// core while NAPI keeps filling rings nobody drains, and the frames are dropped after all the
+/// work of delivering them; under SCHED_FIFO the worker drains its rings first and NAPI
+/// delivers only what it can take. Measured (bench/README.md, "Choosing the defaults"): 2.4x
+/// the SYN-ACKs of the fair scheduler on one core, 1.4x on two; the priority itself made no
+/// difference that held up (priority 50 against 1: ahead in one trial, even in the sweep).
+pub const DEFAULT_SCHED_FIFO: i32 = 1;
 
 /// Requests each worker's table holds before it grows: room for every listener's full SYN
 /// queue (B + 1 requests each, Q-6), as one worker may receive all of a flood, so that a flood
