@@ -602,8 +602,9 @@ for p in json.loads(sys.argv[2]):
     q = a.get(p["id"], {})
     runs = p.get("run_cnt", 0) - q.get("run_cnt", 0)
     ns = p.get("run_time_ns", 0) - q.get("run_time_ns", 0)
+    name = p.get("name", "?")
     if runs > 0:
-        out.append(f"{p.get(\"name\")} {ns / runs:.0f} ns per run over {runs} runs")
+        out.append(f"{name} {ns / runs:.0f} ns per run over {runs} runs")
 print("; ".join(out) or "no XDP program ran")
 '
 
