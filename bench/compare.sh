@@ -110,6 +110,7 @@ stop_pid() { # PID [signal]: ends one process this script started, and waits for
     wait "$pid" 2>/dev/null || true
 }
 
+BPF_STATS_WAS=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -119,6 +120,7 @@ cleanup() {
     for p in "${TARGET_PIDS[@]}"; do stop_pid "$p"; done
     ip netns del "$SRV" 2>/dev/null || true
     ip netns del "$CLI" 2>/dev/null || true
+    [ -n "$BPF_STATS_WAS" ] && sysctl -qw "kernel.bpf_stats_enabled=$BPF_STATS_WAS" 2>/dev/null
     if ((rc != 0)) || ((KEEP)); then
         log "exit $rc; scratch files kept in $TMP"
     else
@@ -354,6 +356,8 @@ xdp_pass() { in_srv "$BIN/synline-loadgen" xdp-pass --iface "$SDEV" "$@" >/dev/n
 CONFIG_JSON=()
 describe() { # ID KIND LABEL REF_KERNEL REF_CEILING HOW [REF_REPLY]
     wanted "$1" || return 0
+    # A trafgen row's figure is the server's own count: no ratio to the loadgen's ceilings.
+    if [ "$GEN" = trafgen ]; then set -- "$1" "$2" "$3" "$4" "" "$6" ""; fi
     CONFIG_JSON+=("{\"id\":$(jstr "$1"),\"kind\":$(jstr "$2"),\"label\":$(jstr "$3"),\"ref_kernel\":$(jstr "$4"),\"ref_ceiling\":$(jstr "$5"),\"how\":$(jstr "$6"),\"ref_reply\":$(jstr "${7:-}")}")
 }
 wanted() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
@@ -616,6 +620,7 @@ maybe_perf() { # ID LABEL GEN_CPUS
     # The XDP programs' own time per run in this flood (kernel.bpf_stats_enabled: run_time_ns
     # and run_cnt per program), in situ, with the real redirect or XDP_TX behind each run.
     bs0=$(bpf_stats)
+    BPF_STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
     sysctl -qw kernel.bpf_stats_enabled=1
     ip netns exec "$CLI" "$BIN/synline-loadgen" "${args[@]}" >"$TMP/lg.json" 2>"$TMP/lg.err" &
     LG_PID=$!
@@ -624,7 +629,8 @@ maybe_perf() { # ID LABEL GEN_CPUS
     perf record -a -g -o "$TMP/perf-$id.data" -- sleep 3 >/dev/null 2>"$TMP/perf.err" || true
     wait "$LG_PID" || true
     LG_PID=""
-    sysctl -qw kernel.bpf_stats_enabled=0
+    sysctl -qw "kernel.bpf_stats_enabled=$BPF_STATS_WAS"
+    BPF_STATS_WAS=""
     bs1=$(bpf_stats)
     XDP_COST+=("$label: $(python3 -c "$BPF_STATS_PY" "$bs0" "$bs1")")
     for cpu in 0 1; do

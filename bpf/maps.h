@@ -55,10 +55,12 @@ struct {
  * The loader rewrites an entry after each change of its listeners (a new listener is in
  * `listeners` before its bit is set; a leaving one loses its bit before it leaves), and the
  * copy of `val` with every update of the listener's value. Array elements are written in
- * place: a reader racing a rewrite may see old and new fields mixed for that one frame, which
- * at worst passes it (a key that matches nothing) or answers it with settings from both sides
- * of a reload, each of which a SYN-ACK sent a moment earlier or later would have had. 48 bytes
- * an entry, 6 MiB in all.
+ * place, so a reader racing a rewrite may see old and new bytes mixed. `single` is therefore
+ * only ever flipped by a write that leaves `key` and `val` as they are: a copy is written
+ * with `single` = 0 first and then switched on, and switched off before its key changes. A
+ * mixed read then sees one whole key; what it can mix is a value being updated, whose fields
+ * each a SYN-ACK sent a moment earlier or later would have had. 48 bytes an entry, 6 MiB in
+ * all.
  */
 #define SYNLINE_PORT_EXACT 0x1
 #define SYNLINE_PORT_WILD 0x2

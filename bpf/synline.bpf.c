@@ -497,9 +497,12 @@ int synline_xdp(struct xdp_md *ctx)
 	if (!pe)
 		return pass(SYNLINE_CNT_NOT_LISTENER);
 	lv = NULL;
-	if (pe->single && single_matches(pe, &si.key))
-		lv = &pe->val;
-	if (!lv) {
+	if (pe->single) {
+		/* The port's only listener of the family: it matches or nothing does. The family
+		 * check also refuses an entry caught half rewritten with its key zeroed (maps.h). */
+		if (pe->key.family == si.key.family && single_matches(pe, &si.key))
+			lv = &pe->val;
+	} else {
 		kinds = pe->kinds;
 		if (kinds & SYNLINE_PORT_EXACT)
 			lv = bpf_map_lookup_elem(&listeners, &si.key);

@@ -25,34 +25,48 @@ use crate::tcp::{TcpFlags, TcpPacket};
 use crate::{Error, Result};
 
 /// Turns the TCP segment in `frame[..len]` around in place (module docs). Returns the length
-/// to send, `len`. Never panics; a frame that is not Ethernet + IPv4/IPv6 + TCP is an error.
+/// to send, `len`. Never panics; a frame that is not Ethernet + IPv4/IPv6 + TCP is an error
+/// and is left unchanged.
 pub fn reflect(frame: &mut [u8], len: usize) -> Result<usize> {
     let frame = frame.get_mut(..len).ok_or(Error::Truncated)?;
     let eth = EthernetFrame::new_checked(&*frame)?;
     let (l3, ethertype) = (eth.header_len(), eth.ethertype());
     let (src_mac, dst_mac) = (eth.src_addr(), eth.dst_addr());
-    let l4 = match ethertype {
+    // Every check first, then the writes: a frame that is not TCP is left as it came.
+    let (l4, v6) = match ethertype {
         ethernet::ETHERTYPE_IPV4 => {
-            let mut ip = Ipv4Packet::new_checked(&mut frame[l3..])?;
-            let (s, d) = (ip.src_addr(), ip.dst_addr());
-            ip.set_src_addr(d);
-            ip.set_dst_addr(s);
-            l3 + ip.header_len()
+            let ip = Ipv4Packet::new_checked(&frame[l3..])?;
+            if ip.protocol() != checksum::PROTO_TCP {
+                return Err(Error::NotTcp);
+            }
+            (l3 + ip.header_len(), false)
         }
         ethernet::ETHERTYPE_IPV6 => {
-            let mut ip = Ipv6Packet::new_checked(&mut frame[l3..])?;
-            let (s, d) = (ip.src_addr(), ip.dst_addr());
-            ip.set_src_addr(d);
-            ip.set_dst_addr(s);
-            l3 + crate::ipv6::HEADER_LEN
+            let ip = Ipv6Packet::new_checked(&frame[l3..])?;
+            if ip.next_header() != checksum::PROTO_TCP {
+                return Err(Error::NotTcp);
+            }
+            (l3 + crate::ipv6::HEADER_LEN, true)
         }
         _ => return Err(Error::NotIp),
     };
-    let mut tcp = TcpPacket::new_checked(&mut frame[l4..])?;
+    TcpPacket::new_checked(frame.get(l4..).ok_or(Error::Truncated)?)?;
+    if v6 {
+        let mut ip = Ipv6Packet::new_unchecked(&mut frame[l3..]);
+        let (s, d) = (ip.src_addr(), ip.dst_addr());
+        ip.set_src_addr(d);
+        ip.set_dst_addr(s);
+    } else {
+        let mut ip = Ipv4Packet::new_unchecked(&mut frame[l3..]);
+        let (s, d) = (ip.src_addr(), ip.dst_addr());
+        ip.set_src_addr(d);
+        ip.set_dst_addr(s);
+    }
+    let mut tcp = TcpPacket::new_unchecked(&mut frame[l4..]);
     let (sport, dport, seq) = (tcp.src_port(), tcp.dst_port(), tcp.seq());
     let (old_ack, old_flags) = (tcp.ack(), tcp.flags());
     let ack = seq + 1;
-    let flags = TcpFlags(old_flags.0 | TcpFlags::ACK.0);
+    let flags = TcpFlags::SYN_ACK;
     tcp.set_src_port(dport);
     tcp.set_dst_port(sport);
     tcp.set_ack(ack);
@@ -111,6 +125,14 @@ mod tests {
         f[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
         let len = f.len();
         assert_eq!(reflect(&mut f, len), Err(Error::NotIp));
+        let udp = FrameSpec {
+            proto: 17,
+            ..FrameSpec::v4_syn()
+        };
+        let mut f = udp.build();
+        let (len, before) = (f.len(), f.clone());
+        assert_eq!(reflect(&mut f, len), Err(Error::NotTcp));
+        assert_eq!(f, before, "a frame that is not TCP is left as it came");
         for cut in 0..FrameSpec::v4_syn().build().len() {
             let mut f = FrameSpec::v4_syn().build();
             let _ = reflect(&mut f, cut);

@@ -20,6 +20,10 @@
 //! 6. with nothing received, wake the RX side if the fill ring asks for it (or always with
 //!    busy polling, where `recvfrom()` runs the driver's NAPI loop in this thread).
 //!
+//! An idle round whose only work left is a TX kick the kernel keeps refusing waits
+//! [`KICK_RETRY`] before the next one, so that a worker under SCHED_FIFO never spins its core
+//! away from the softirq work that frees TX slots.
+//!
 //! After an idle round (nothing received or sent) the loop sleeps in `poll()` until a frame
 //! arrives or the engine's next timer is due ([`Worker::poll_timeout`]), but never longer than
 //! [`DatapathConfig::idle_wait`] (so a stop request is seen), nor longer than
@@ -96,6 +100,10 @@ where
         self(ctx)
     }
 }
+
+/// How long a round with nothing to do but a TX kick the kernel keeps refusing waits before the
+/// next kick (woken early by a received frame).
+pub const KICK_RETRY: Duration = Duration::from_micros(50);
 
 /// The longest an idle worker sleeps while other workers may hand it segments.
 pub const HANDOFF_POLL: Duration = Duration::from_millis(1);
@@ -248,7 +256,14 @@ impl Datapath {
         round: Round,
         now: Duration,
     ) -> Result<(), XskError> {
-        if !round.is_idle() || self.kick_pending {
+        if !round.is_idle() {
+            return Ok(());
+        }
+        if self.kick_pending {
+            // Nothing came in or went out, and the kernel still has not taken the TX ring
+            // (EAGAIN through every kick): wait a moment instead of spinning, so that a worker
+            // under SCHED_FIFO leaves its core to the softirq work that frees TX slots.
+            queue.wait_rx(KICK_RETRY)?;
             return Ok(());
         }
         let Some(mut wait) = self.cfg.idle_wait else {

@@ -506,6 +506,7 @@ impl XdpProgram {
         }
         let mut entry = [0u8; PORT_ENTRY_LEN];
         entry[0] = kinds;
+        let mut single = false;
         if let [key] = &on_port[..] {
             let value = self
                 .skel
@@ -518,12 +519,42 @@ impl XdpProgram {
                     source,
                 })?;
             if let Some(v) = value.filter(|v| v.len() == LISTENER_VAL_LEN) {
-                entry[1] = 1;
                 entry[4..24].copy_from_slice(key);
                 entry[24..44].copy_from_slice(&v);
+                single = true;
             }
         }
-        self.write_port(addr, &entry)
+        // `single` flips only in a write that keeps key and value (maps.h): off before the
+        // key changes, on after the new key is in place.
+        let old = self.read_port(addr)?;
+        if old[1] == 1 && old[4..44] != entry[4..44] {
+            let mut off = old;
+            off[1] = 0;
+            self.write_port(addr, &off)?;
+        }
+        self.write_port(addr, &entry)?;
+        if single {
+            entry[1] = 1;
+            self.write_port(addr, &entry)?;
+        }
+        Ok(())
+    }
+
+    /// `addr`'s entry of `listen_ports` as it is now.
+    fn read_port(&self, addr: SocketAddr) -> Result<[u8; PORT_ENTRY_LEN], XdpError> {
+        let current = self
+            .skel
+            .maps
+            .listen_ports
+            .lookup(&port_index(addr).to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| XdpError::Listener {
+                call: "bpf_map_lookup_elem(listen_ports)",
+                addr,
+                source,
+            })?;
+        Ok(current
+            .and_then(|e| <[u8; PORT_ENTRY_LEN]>::try_from(e).ok())
+            .unwrap_or([0; PORT_ENTRY_LEN]))
     }
 
     /// `addr`'s entry of `listen_ports` becomes `entry`.
@@ -548,19 +579,7 @@ impl XdpProgram {
         value: &[u8; LISTENER_VAL_LEN],
     ) -> Result<(), XdpError> {
         let key = listener_key_bytes(addr);
-        let current = self
-            .skel
-            .maps
-            .listen_ports
-            .lookup(&port_index(addr).to_ne_bytes(), MapFlags::ANY)
-            .map_err(|source| XdpError::Listener {
-                call: "bpf_map_lookup_elem(listen_ports)",
-                addr,
-                source,
-            })?;
-        let Some(mut entry) = current.and_then(|e| <[u8; PORT_ENTRY_LEN]>::try_from(e).ok()) else {
-            return Ok(());
-        };
+        let mut entry = self.read_port(addr)?;
         if entry[1] != 1 || entry[4..24] != key[..] || entry[24..44] == value[..] {
             return Ok(());
         }

@@ -175,7 +175,7 @@ struct RunArgs {
     #[arg(long, default_value_t = 600)]
     cookie_rotate: u64,
     /// SCHED_FIFO priority of the queue workers, 1-99, or 0 for the fair scheduler
-    /// [default: 1 with CAP_SYS_NICE, else 0 and a warning]. Under SCHED_FIFO a worker runs
+    /// [default: 1 where the system allows it, else 0 and a warning]. Under SCHED_FIFO a worker runs
     /// ahead of every normal thread on its core, as the kernel's own SYN handling does in
     /// softirq, and sleeps in poll() when idle; measured 2x the fair scheduler on a core
     /// shared with the driver (bench/README.md).
@@ -283,12 +283,15 @@ fn daemon(a: RunArgs) -> i32 {
             sched_fifo: match a.sched_fifo {
                 Some(0) => None,
                 Some(p) => Some(p),
-                None if preflight::may_use_realtime() => Some(run::DEFAULT_SCHED_FIFO),
+                None if preflight::realtime_works(run::DEFAULT_SCHED_FIFO) => {
+                    Some(run::DEFAULT_SCHED_FIFO)
+                }
                 None => {
                     tracing::warn!(
-                        "no CAP_SYS_NICE: the queue workers run under the fair scheduler, \
-                         which halves what one core answers when it also runs the driver \
-                         (grant CAP_SYS_NICE, or pass --sched-fifo 0 to choose this)"
+                        "SCHED_FIFO refused (no CAP_SYS_NICE, or real-time scheduling \
+                         restricted): the queue workers run under the fair scheduler, which \
+                         halves what one core answers when it also runs the driver (grant \
+                         CAP_SYS_NICE, or pass --sched-fifo 0 to choose this)"
                     );
                     None
                 }

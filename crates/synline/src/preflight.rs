@@ -58,10 +58,14 @@ fn has(caps: u64, cap: u32) -> bool {
     caps & (1u64 << cap) != 0
 }
 
-/// Whether the workers may run under SCHED_FIFO (CAP_SYS_NICE in the effective set), which
-/// `run` does by default.
-pub fn may_use_realtime() -> bool {
+/// Whether the workers may run under SCHED_FIFO at `prio`, which `run` does by default: tried
+/// on a throwaway thread, as CAP_SYS_NICE alone does not say (a real-time cgroup budget of 0,
+/// a unit with RestrictRealtime=yes or a container refuses it all the same).
+pub fn realtime_works(prio: i32) -> bool {
     has(effective_caps(), CAP_SYS_NICE)
+        && std::thread::spawn(move || synline_xdp::set_fifo_priority(prio).is_ok())
+            .join()
+            .unwrap_or(false)
 }
 
 /// The capabilities `run` lacks, by name and use.
