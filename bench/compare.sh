@@ -150,6 +150,9 @@ record() { # the command line, normalised, once
 run() { record "$@"; "$@"; }
 in_srv() { record ip netns exec SRV "$@"; ip netns exec "$SRV" "$@"; }
 in_cli() { record ip netns exec CLI "$@"; ip netns exec "$CLI" "$@"; }
+# SRV_SETUP: a shell command run in the server namespace once a target is up, @DEV@ standing
+# for the server veth (bench/defaults.sh sets the device's NAPI knobs with it).
+srv_setup() { if [ -n "${SRV_SETUP:-}" ]; then srv_sh "${SRV_SETUP//@DEV@/$SDEV}"; fi; }
 srv_sh() { record ip netns exec SRV sh -c "'$1'"; ip netns exec "$SRV" sh -c "$1"; }
 
 jstr() { # a JSON string
@@ -435,35 +438,31 @@ cfg_xdp_drop() {
 }
 
 cfg_rxdrop() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNEL [RXDROP_ARGS...]
-    local id=$1 q=$2 nm=$3 cpus=$4 r
     local extra=("${@:10}")
-    describe "$id" ceiling "$7" "$9" "$id" \
-        "synline-rxdrop --cpus $cpus${extra[*]:+ ${extra[*]}}: synline's XDP program redirects the flood's target to one AF_XDP socket per queue (copy mode, workers under SCHED_FIFO 1 as synline run by default), a listener-less engine parses each frame, finds no listener (Verdict::Pass) and recycles it: rxdrop plus a parse and an empty-table lookup; absorbed = frames taken from the RX rings; $8."
+    describe "$1" ceiling "$7" "$9" "$1" \
+        "synline-rxdrop --cpus $4${extra[*]:+ ${extra[*]}}: synline's XDP program redirects the flood's target to one AF_XDP socket per queue (copy mode, workers under SCHED_FIFO 1 as synline run by default), a listener-less engine parses each frame, finds no listener (Verdict::Pass) and recycles it: rxdrop plus a parse and an empty-table lookup; absorbed = frames taken from the RX rings; $8."
+    sink_reps "$1" "$2" "$3" "$4" "$5" "$6" "${extra[@]}"
+}
+
+cfg_reflect() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNEL REF_CEILING
+    describe "$1" reply-ceiling "$7" "$9" "${10}" \
+        "synline-rxdrop --reflect --cpus $4: the reply ceiling. synline's XDP program, AF_XDP sockets (copy mode, synline's rings), pinned workers and poll loop (the same batches, kicks, refills and idle waits as synline run), but no engine: each received frame is sent back from the frame it came in, addresses and ports swapped, SYN+ACK set, ACK = SEQ + 1, the TCP checksum updated incrementally (synline_wire::reflect); nothing else is read or checked. The figure is the SYN-ACKs that reached the client (the loadgen's XDP program counts them; they carry the SYN's options, so it files them under invalid options, which costs it the same as a valid one); $8."
+    sink_reps "$1" "$2" "$3" "$4" "$5" "$6" --reflect
+}
+
+# The repetitions of a synline-rxdrop row: the sink's totals come out when it stops, so one
+# sink process per repetition.
+sink_reps() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS [RXDROP_ARGS...]
+    local id=$1 nm=$3 cpus=$4 r
+    local extra=("${@:7}")
     wanted "$id" || return 0
-    queues "$q"
+    queues "$2"
     GEN_THREADS=$5 GEN_CPUS=$6 COUNTERS=none
     for r in $(seq "$REPS"); do
         start_bg "$TMP/rxdrop.json" "$BIN/synline-rxdrop" --iface "$SDEV" --listen "$DST:$PORT" --cpus "$cpus" "${extra[@]}"
         wait_for "$TMP/rxdrop.json" "ready"
         napi "$nm"
-        # The sink's totals come out when it stops: one sink process per repetition.
-        measure_sink "$id" "$r"
-    done
-}
-
-cfg_reflect() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNEL REF_CEILING
-    local id=$1 q=$2 nm=$3 cpus=$4 r
-    describe "$id" reply-ceiling "$7" "$9" "${10}" \
-        "synline-rxdrop --reflect --cpus $cpus: the reply ceiling. synline's XDP program, AF_XDP sockets (copy mode, synline's rings), pinned workers and poll loop (the same batches, kicks, refills and idle waits as synline run), but no engine: each received frame is sent back from the frame it came in, addresses and ports swapped, SYN+ACK set, ACK = SEQ + 1, the TCP checksum updated incrementally (synline_wire::reflect); nothing else is read or checked. The figure is the SYN-ACKs that reached the client (the loadgen's XDP program counts them; they carry the SYN's options, so it files them under invalid options, which costs it the same as a valid one); $8."
-    wanted "$id" || return 0
-    queues "$q"
-    GEN_THREADS=$5 GEN_CPUS=$6 COUNTERS=none
-    for r in $(seq "$REPS"); do
-        # shellcheck disable=SC2086
-        start_bg "$TMP/rxdrop.json" "$BIN/synline-rxdrop" --reflect --iface "$SDEV" --listen "$DST:$PORT" --cpus "$cpus" ${REFLECT_ARGS:-}
-        wait_for "$TMP/rxdrop.json" "ready"
-        napi "$nm"
-        if [ -n "${SRV_SETUP:-}" ]; then srv_sh "${SRV_SETUP//@DEV@/$SDEV}"; fi
+        srv_setup
         measure_sink "$id" "$r"
     done
 }
@@ -562,9 +561,7 @@ cfg_synline() { # ID QUEUES NAPI CPUS GEN_THREADS GEN_CPUS LABEL WHERE REF_KERNE
     wait_for "$TMP/synline.err" " running "
     for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
     napi "$3"
-    # SRV_SETUP: a shell command run in the server namespace once the target is up, @DEV@ the
-    # server veth (experiments).
-    if [ -n "${SRV_SETUP:-}" ]; then srv_sh "${SRV_SETUP//@DEV@/$SDEV}"; fi
+    srv_setup
     reps_of "$id" flood handshake
     maybe_perf "$id" "$7" "$6"
     stop_targets

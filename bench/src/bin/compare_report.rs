@@ -530,51 +530,49 @@ fn markdown(meta: &Value, rs: &[ConfigResult], png: &str, json_name: &str) -> Re
         )?;
     }
     // Issue 13's targets: the default configuration against the reply ceiling and the kernel,
-    // and what the second queue adds.
+    // and what the second queue adds. `of(a, b)`: row a's figure over row b's, when both ran.
     let met = |ok: bool| if ok { "**met**" } else { "**not met**" };
+    let of = |a: &str, b: &str| match (find(rs, Some(a)), find(rs, Some(b))) {
+        (Some(a), Some(b)) => Some(ratio(a.answered, b.answered)),
+        _ => None,
+    };
     for (sid, pid, cores) in [
         ("synline-1q", "reflect-1q", "one core"),
         ("synline-2q", "reflect-2q", "two queues, both cores shared"),
     ] {
-        if let (Some(s), Some(p)) = (find(rs, Some(sid)), find(rs, Some(pid))) {
-            let r = ratio(s.answered, p.answered);
-            writeln!(
-                m,
-                "- synline, default configuration ({cores}), at least 90% of the AF_XDP \
-                 reflector on the same cores: {} ({}).",
-                met(r.is_some_and(|r| r >= 0.9)),
-                fmt_ratio(r, true)
-            )?;
-        }
+        let Some(r) = of(sid, pid) else { continue };
+        writeln!(
+            m,
+            "- synline, default configuration ({cores}), at least 90% of the AF_XDP reflector \
+             on the same cores: {} ({}).",
+            met(r.is_some_and(|r| r >= 0.9)),
+            fmt_ratio(r, true)
+        )?;
     }
     for (sid, kid, cores) in [
         ("synline-1q", "kernel-sc2", "one core"),
         ("synline-2q", "kernel-sc2-2c", "both cores"),
     ] {
-        if let (Some(s), Some(k)) = (find(rs, Some(sid)), find(rs, Some(kid))) {
-            let r = ratio(s.answered, k.answered);
-            writeln!(
-                m,
-                "- synline, default configuration, ahead of the kernel listener ({cores}): {} \
-                 ({}).",
-                met(r.is_some_and(|r| r > 1.0)),
-                fmt_ratio(r, false)
-            )?;
-        }
+        let Some(r) = of(sid, kid) else { continue };
+        writeln!(
+            m,
+            "- synline, default configuration, ahead of the kernel listener ({cores}): {} ({}).",
+            met(r.is_some_and(|r| r > 1.0)),
+            fmt_ratio(r, false)
+        )?;
     }
     for (two, one, what) in [
         ("synline-2q", "synline-1q", "synline"),
         ("reflect-2q", "reflect-1q", "the reflector"),
         ("kernel-sc2-2c", "kernel-sc2", "the kernel listener"),
     ] {
-        if let (Some(a), Some(b)) = (find(rs, Some(two)), find(rs, Some(one))) {
-            writeln!(
-                m,
-                "- Two queues against one, {what}: {} (the generator shares both cores in the \
-                 two-queue rows and has one to itself in the one-queue rows).",
-                fmt_ratio(ratio(a.answered, b.answered), false)
-            )?;
-        }
+        let Some(r) = of(two, one) else { continue };
+        writeln!(
+            m,
+            "- Two queues against one, {what}: {} (the generator shares both cores in the \
+             two-queue rows and has one to itself in the one-queue rows).",
+            fmt_ratio(r, false)
+        )?;
     }
     // Target 6: the same targets under a generator nobody here wrote.
     let pairs = [
@@ -583,11 +581,7 @@ fn markdown(meta: &Value, rs: &[ConfigResult], png: &str, json_name: &str) -> Re
     ];
     if pairs.iter().any(|(_, t)| find(rs, Some(t)).is_some()) {
         writeln!(m)?;
-        writeln!(
-            m,
-            "## The second generator (trafgen)
-"
-        )?;
+        writeln!(m, "## The second generator (trafgen)\n")?;
         writeln!(
             m,
             "The one-core targets again with netsniff-ng's trafgen (deploy/load/trafgen/\

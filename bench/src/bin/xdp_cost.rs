@@ -23,14 +23,12 @@
 //! sudo synline-xdp-cost --repeat 2000000 --rounds 3
 //! ```
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use synline_wire::emit::{emit_segment, SegmentSpec};
-use synline_wire::reply::{IpParams, TcpParams};
-use synline_wire::{OptionsOut, SeqNumber, TcpFlags, Timestamps};
+use synline_bench::{V4_SYN, V6_SYN};
+use synline_wire::checksum;
 use synline_xdp::{XdpAction, XdpCounters, XdpProgram};
 
 #[derive(Parser, Debug)]
@@ -50,43 +48,19 @@ struct Cli {
     json: bool,
 }
 
-fn syn(dst: SocketAddr) -> Vec<u8> {
-    let src: SocketAddr = if dst.is_ipv4() {
-        "198.18.128.7:40000".parse().expect("literal")
-    } else {
-        "[2001:2::8007]:40000".parse().expect("literal")
-    };
-    let spec = SegmentSpec {
-        eth_src: [2, 0, 0, 0, 0, 2],
-        eth_dst: [2, 0, 0, 0, 0, 1],
-        vlan: None,
-        src: src.ip(),
-        dst: dst.ip(),
-        ip: IpParams {
-            ttl: 64,
-            tos: 0,
-            flow_label: 0,
-        },
-        src_port: src.port(),
-        dst_port: dst.port(),
-        tcp: TcpParams {
-            seq: SeqNumber(0x1234_5678),
-            ack: SeqNumber(0),
-            flags: TcpFlags::SYN,
-            window: 64240,
-            options: OptionsOut {
-                mss: Some(1460),
-                wscale: Some(7),
-                sack_permitted: true,
-                timestamps: Some(Timestamps { tsval: 1, tsecr: 0 }),
-            },
-        },
-        payload: &[],
-    };
-    let mut buf = vec![0u8; 128];
-    let n = emit_segment(&mut buf, &spec).expect("a SYN fits in 128 bytes");
-    buf.truncate(n);
-    buf
+/// A real Linux SYN (`synline_bench::V4_SYN` / `V6_SYN`, to 198.18.0.1:8080 / [2001:2::1]:8080)
+/// sent to `port` instead, its TCP checksum updated (RFC 1624).
+fn syn_to(fixture: &[u8], port: u16) -> Result<Vec<u8>> {
+    let mut f = fixture.to_vec();
+    let l4 = synline_wire::parse_frame(&f)
+        .map_err(|e| anyhow::anyhow!("the SYN fixture does not parse: {e}"))?
+        .layout
+        .l4;
+    let old = u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]);
+    let csum = u16::from_be_bytes([f[l4 + 16], f[l4 + 17]]);
+    f[l4 + 2..l4 + 4].copy_from_slice(&port.to_be_bytes());
+    f[l4 + 16..l4 + 18].copy_from_slice(&checksum::update16(csum, old, port).to_be_bytes());
+    Ok(f)
 }
 
 fn arp() -> Vec<u8> {
@@ -188,19 +162,11 @@ fn main() -> Result<()> {
     let not_ip: Path = |c| c.not_ip;
     let cases: [(&str, Vec<u8>, Path); 6] = [
         ("arp", arp(), not_ip),
-        ("syn_exact_v4", syn("198.18.0.1:8080".parse()?), redirect),
-        ("syn_wildcard_v4", syn("198.18.0.1:8081".parse()?), redirect),
-        ("syn_exact_v6", syn("[2001:2::1]:8080".parse()?), redirect),
-        (
-            "syn_shared_port_v4",
-            syn("198.18.0.1:9000".parse()?),
-            redirect,
-        ),
-        (
-            "other_port_v4",
-            syn("198.18.0.1:9999".parse()?),
-            not_listener,
-        ),
+        ("syn_exact_v4", syn_to(&V4_SYN, 8080)?, redirect),
+        ("syn_wildcard_v4", syn_to(&V4_SYN, 8081)?, redirect),
+        ("syn_exact_v6", syn_to(&V6_SYN, 8080)?, redirect),
+        ("syn_shared_port_v4", syn_to(&V4_SYN, 9000)?, redirect),
+        ("other_port_v4", syn_to(&V4_SYN, 9999)?, not_listener),
     ];
     let mut rows = Vec::new();
     let nop = nop_program()?;

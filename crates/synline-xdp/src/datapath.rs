@@ -296,14 +296,10 @@ impl Datapath {
         stats: &QueueStats,
         hook: &mut dyn QueueHook,
     ) -> Result<Round, XskError> {
-        let mut round = Round::default();
-        queue.reap_completions();
+        let (mut round, mut batch) = self.begin_round(queue, stats);
+        let rx = round.rx;
 
         // Received segments, answered in place.
-        let rx = queue.receive(&mut self.rx, self.cfg.batch);
-        bump(&stats.rx_frames, rx);
-        round.rx = rx;
-        let mut batch = std::mem::take(&mut self.rx);
         for mut f in batch.drain(..) {
             let v = queue.with_buffer(&mut f, |buf, len| engine.handle_frame(buf, len, now));
             if v == Verdict::Consumed {
@@ -368,6 +364,17 @@ impl Datapath {
         Ok(round)
     }
 
+    /// Steps 1 and 2 of a round (module docs): completions reaped, up to `batch` frames taken
+    /// from the RX ring and counted. The caller gives the batch back to `self.rx` (emptied) when
+    /// done with it, so that no round allocates.
+    fn begin_round(&mut self, queue: &mut XskQueue, stats: &QueueStats) -> (Round, Vec<Frame>) {
+        queue.reap_completions();
+        let rx = queue.receive(&mut self.rx, self.cfg.batch);
+        bump(&stats.rx_frames, rx);
+        let round = Round { rx, tx: 0 };
+        (round, std::mem::take(&mut self.rx))
+    }
+
     /// Steps 4 to 6 of a round (module docs): kick TX, refill the fill ring, wake the RX side
     /// after a round that received nothing.
     fn end_round(
@@ -397,12 +404,8 @@ impl Datapath {
         queue: &mut XskQueue,
         stats: &QueueStats,
     ) -> Result<Round, XskError> {
-        let mut round = Round::default();
-        queue.reap_completions();
-        let rx = queue.receive(&mut self.rx, self.cfg.batch);
-        bump(&stats.rx_frames, rx);
-        round.rx = rx;
-        let mut batch = std::mem::take(&mut self.rx);
+        let (mut round, mut batch) = self.begin_round(queue, stats);
+        let rx = round.rx;
         for mut f in batch.drain(..) {
             match queue.with_buffer(&mut f, synline_wire::reflect::reflect) {
                 Ok(n) => {
